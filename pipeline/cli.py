@@ -1,0 +1,91 @@
+"""The `manymodels` command line: thin shells around the stage functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import ManyModelsError
+from .logs import configure
+
+cli = typer.Typer(
+    name="manymodels", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Characterize serverless traces, synthesize edge inference workloads, simulate model caches.",
+)
+
+Scheduler = Annotated[Optional[str], typer.Option(
+    help="dask scheduler: 'local' (LocalCluster, default), 'threads' (in-process), or an address tcp://host:port")]
+Workers = Annotated[Optional[int], typer.Option(help="workers for the LocalCluster (default: cores, at most 4)")]
+
+
+@cli.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    configure(verbose)
+
+
+@cli.command("synth-trace")
+def synth_trace(
+    out: Annotated[Path, typer.Option(help="directory to write the trace CSVs into")],
+    functions: Annotated[int, typer.Option(help="number of functions")] = 2000,
+    days: Annotated[int, typer.Option(help="number of days (1..14)")] = 2,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+) -> None:
+    """Write a synthetic trace in the exact Azure Functions 2019 schema, calibrated to published statistics."""
+    from .trace.synthetic import SyntheticTraceConfig, synthesize_trace
+
+    synthesize_trace(SyntheticTraceConfig(functions=functions, days=days, seed=seed), out)
+
+
+@cli.command()
+def download(
+    out: Annotated[Path, typer.Option(help="directory to unpack the CSVs into")] = Path("datasets/azure2019"),
+    url: Annotated[Optional[list[str]], typer.Option(help="archive URL(s) to try in order (default: official, then GitHub release)")] = None,
+    timeout: Annotated[float, typer.Option(help="network timeout in seconds")] = 30.0,
+) -> None:
+    """Fetch the official Azure Functions 2019 archive, verify size and SHA-256, unpack it."""
+    from .trace.download import download as fetch
+
+    fetch(out, url, timeout)
+
+
+@cli.command()
+def ingest(
+    trace: Annotated[Path, typer.Option(help="directory with the trace CSVs")],
+    db: Annotated[Path, typer.Option(help="DuckDB file to write")] = Path("datasets/trace.duckdb"),
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged")] = False,
+    metrics: Annotated[Optional[Path], typer.Option(help="write an ingest summary JSON (per-day conservation) here")] = None,
+) -> None:
+    """Ingest every day found in TRACE into one DuckDB file (atomic, idempotent, conserving counts)."""
+    from .trace.ingest import ingest as run
+    from .trace.ingest import ingest_summary
+
+    result = run(trace, db, scheduler=scheduler, workers=workers, force=force)
+    if metrics is not None:
+        _write_json(metrics, ingest_summary(result.db))
+
+
+def app() -> None:
+    """Console entry point: bad input becomes one line on stderr and exit status 2."""
+    try:
+        cli()
+    except ManyModelsError as error:
+        print(f"manymodels: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _write_json(path: Path, data: object) -> None:
+    from .logs import log
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    app()
