@@ -70,6 +70,21 @@ def ingest(
         _write_json(metrics, ingest_summary(result.db))
 
 
+@cli.command()
+def characterize(
+    db: Annotated[Path, typer.Option(help="trace database written by `manymodels ingest`")] = Path("datasets/trace.duckdb"),
+    out: Annotated[Path, typer.Option(help="directory for the Parquet tables and fitted_params.json")] = Path("datasets/characterization"),
+    metrics: Annotated[Path, typer.Option(help="metrics JSON (DVC metrics)")] = Path("reports/metrics/characterization.json"),
+    headline_day: Annotated[int, typer.Option(help="the day of the headline figure (the paper's is d01)")] = 1,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+) -> None:
+    """Idle-time headline, popularity and heavy-tail fits, arrivals, idle periods, resources."""
+    from .characterize.stage import characterize as run
+
+    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day)
+
+
 def app() -> None:
     """Console entry point: bad input becomes one line on stderr and exit status 2."""
     try:

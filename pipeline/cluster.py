@@ -27,14 +27,14 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     if scheduler == "local":
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=40,
+            dashboard_address=":0", silence_logs=40,
         )
         client = Client(cluster)
         log.info("dask LocalCluster with %d worker processes", n_workers)
     elif scheduler == "threads":
         cluster = LocalCluster(
             n_workers=1, threads_per_worker=n_workers, processes=False,
-            dashboard_address=None, silence_logs=40,
+            dashboard_address=":0", silence_logs=40,
         )
         client = Client(cluster)
         log.info("dask in-process cluster with %d threads", n_workers)

@@ -1,0 +1,1 @@
+"""Characterization of the trace in DuckDB: idleness, popularity, arrivals, resources."""
