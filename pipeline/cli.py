@@ -85,6 +85,47 @@ def characterize(
     run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day)
 
 
+@cli.command()
+def synthesize(
+    out: Annotated[Path, typer.Option(help="workload directory to write")],
+    mode: Annotated[str, typer.Option(help="replay | parametric")] = "replay",
+    models: Annotated[int, typer.Option(help="number of workload models")] = 100,
+    minutes: Annotated[int, typer.Option(help="duration in minutes")] = 1440,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    db: Annotated[Optional[Path], typer.Option(help="trace database (replay)")] = Path("datasets/trace.duckdb"),
+    characterization: Annotated[Optional[Path], typer.Option(help="characterize output dir (parametric)")] = Path("datasets/characterization"),
+    start_minute: Annotated[int, typer.Option(help="window start, minutes from the trace's first day (replay)")] = 0,
+    selection: Annotated[str, typer.Option(help="replay: all | uniform | quantile | topk")] = "quantile",
+    trigger: Annotated[Optional[list[str]], typer.Option(help="keep only functions with this trigger (repeatable)")] = None,
+    binding: Annotated[str, typer.Option(help="catalog binding: random | round_robin | rank")] = "random",
+    arrival: Annotated[str, typer.Option(help="within-minute arrivals: poisson | even")] = "poisson",
+    rate_scale: Annotated[float, typer.Option(help="multiply every rate by this (stochastic rounding)")] = 1.0,
+    block_minutes: Annotated[int, typer.Option(help="minutes generated and written per block")] = 60,
+    catalog: Annotated[Optional[Path], typer.Option(help="model catalog CSV (default: the embedded one)")] = None,
+) -> None:
+    """Synthesize a seeded edge workload: models bound to catalog profiles and a request stream."""
+    from .workload.synthesize import WorkloadConfig
+    from .workload.synthesize import synthesize as run
+
+    config = WorkloadConfig(
+        mode=mode, models=models, minutes=minutes, seed=seed, start_minute=start_minute, selection=selection,
+        triggers=tuple(trigger or ()), binding=binding, arrival=arrival, rate_scale=rate_scale,
+        block_minutes=block_minutes, catalog=str(catalog) if catalog else None)
+    run(config, out, db=db, characterization=characterization)
+
+
+@cli.command()
+def export(
+    workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
+    format: Annotated[str, typer.Option("--format", help="csv | libcachesim | cremebrulee | azure2019")],
+    out: Annotated[Path, typer.Option(help="output directory (libcachesim: a .csv path or a directory)")],
+) -> None:
+    """Export a workload for other tools (libCacheSim, CremeBrulee, Azure-2019 replayers, CSV)."""
+    from .workload.export import export as run
+
+    run(workload, format, out)
+
+
 def app() -> None:
     """Console entry point: bad input becomes one line on stderr and exit status 2."""
     try:

@@ -1,0 +1,1 @@
+"""Synthetic edge workloads: a model population bound to catalog profiles plus a request stream."""
