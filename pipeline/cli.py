@@ -126,6 +126,76 @@ def export(
     run(workload, format, out)
 
 
+def _policy_params(ttl_min: float, alpha: float, beta: float, cost: str) -> dict:
+    return {"ttl": {"ttl_min": ttl_min}, "cremebrulee": {"alpha": alpha, "beta": beta, "cost": cost},
+            "cremebrulee-oracle": {"alpha": alpha, "beta": beta, "cost": cost}}
+
+
+TtlMin = Annotated[float, typer.Option(help="keep-alive TTL policy: idle minutes before unload")]
+Alpha = Annotated[float, typer.Option(help="CremeBrulee frequency exponent a")]
+Beta = Annotated[float, typer.Option(help="CremeBrulee cost exponent b")]
+Cost = Annotated[str, typer.Option(help="CremeBrulee reload cost: load | load_over_exec")]
+
+
+@cli.command()
+def simulate(
+    workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
+    policy: Annotated[str, typer.Option(help="eviction policy (lru, lfu, fifo, random, gdsf, ttl, belady, cremebrulee, cremebrulee-oracle)")],
+    memory_mb: Annotated[float, typer.Option(help="memory per server, MB")],
+    out: Annotated[Path, typer.Option(help="directory for metrics.json, metrics.parquet, memory.parquet")],
+    servers: Annotated[int, typer.Option(help="number of servers")] = 1,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
+    seed: Annotated[int, typer.Option(help="seed for tie-breaks and the random policy")] = 0,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero (pure object cache)")] = False,
+    records: Annotated[bool, typer.Option(help="also write per-request records")] = False,
+    ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
+) -> None:
+    """Simulate one model cache on a workload."""
+    from .simulate.run import run_one
+
+    params = _policy_params(ttl_min, alpha, beta, cost).get(policy, {})
+    run_one(workload, policy, memory_mb, out, servers=servers, workers=workers, seed=seed, no_latency=no_latency,
+            policy_params=params, records=records)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v for value in values for v in value.replace(",", " ").split()]
+
+
+@cli.command()
+def sweep(
+    workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
+    policies: Annotated[list[str], typer.Option(help="policies (repeat or comma-separate)")],
+    memory_mb: Annotated[list[str], typer.Option(help="memory sizes in MB (repeat or comma-separate)")],
+    out: Annotated[Path, typer.Option(help="directory for sweep.parquet")],
+    seeds: Annotated[list[str], typer.Option(help="seeds (repeat or comma-separate)")] = ["0"],
+    servers: Annotated[int, typer.Option(help="number of servers")] = 1,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero")] = False,
+    metrics: Annotated[Optional[Path], typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
+    ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
+    scheduler: Scheduler = None,
+    dask_workers: Workers = None,
+) -> None:
+    """Sweep policies x memory sizes x seeds on dask.distributed; one tidy table sweep.parquet."""
+    from .simulate.run import sweep as run
+    from .simulate.run import sweep_headline
+
+    try:
+        memory = [float(m) for m in _split(memory_mb)]
+        seed_list = [int(s) for s in _split(seeds)]
+    except ValueError as error:
+        raise ManyModelsError(f"--memory-mb and --seeds take numbers: {error}") from error
+    table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
+                no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
+                scheduler=scheduler, dask_workers=dask_workers)
+    if metrics is not None:
+        _write_json(metrics, {"workload": str(workload), "runs": table.height,
+                              "source_trace": table["source_trace"][0],
+                              "best_online_by_memory_mb": sweep_headline(table),
+                              "best_including_offline_by_memory_mb": sweep_headline(table, online_only=False)})
+
+
 def app() -> None:
     """Console entry point: bad input becomes one line on stderr and exit status 2."""
     try:

@@ -1,0 +1,1 @@
+"""A discrete-event model-cache simulator: reader -> policy -> loop, as libCacheSim separates them."""

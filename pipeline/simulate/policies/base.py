@@ -1,0 +1,81 @@
+"""The policy interface and registry."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ManyModelsError
+
+
+@dataclass
+class PolicyContext:
+    """What a policy may know: the workload models' profiles, a seeded RNG, its parameters, and,
+    for offline policies only, each request's next use of the same model (ms; inf if none)."""
+
+    size_mb: list[float]
+    load_ms: list[float]
+    exec_ms: list[float]
+    rng: np.random.Generator
+    tiebreak: list[int]
+    params: dict = field(default_factory=dict)
+    next_use_ms: list[float] | None = None
+
+
+class Policy:
+    """Higher utility = keep. The core calls `access` on every request to a resident model
+    (loaded or still loading), `insert` after a miss, `remove` when a model leaves, and asks
+    `victims(t)` for resident models in eviction order (it takes the first evictable ones)."""
+
+    name = "base"
+    expires = False  # True if `expired(t)` may return models to drop without memory pressure
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        self.ctx = ctx
+
+    def access(self, model: int, t_ms: int, index: int) -> None:
+        raise NotImplementedError
+
+    def insert(self, model: int, t_ms: int, index: int) -> None:
+        raise NotImplementedError
+
+    def remove(self, model: int) -> None:
+        raise NotImplementedError
+
+    def victims(self, t_ms: int) -> Iterable[int]:
+        raise NotImplementedError
+
+    def expired(self, t_ms: int) -> list[int]:
+        return []
+
+
+REGISTRY: dict[str, type[Policy]] = {}
+
+
+def register(name: str):
+    def decorate(cls: type[Policy]) -> type[Policy]:
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+    return decorate
+
+
+def policy_names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def make_policy(name: str, ctx: PolicyContext) -> Policy:
+    if name in REGISTRY:
+        return REGISTRY[name](ctx)
+    if ":" in name:  # a user's own policy: package.module:ClassName
+        module, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as error:
+            raise ManyModelsError(f"cannot load policy {name!r}: {error}") from error
+        return cls(ctx)
+    raise ManyModelsError(f"unknown policy {name!r}; valid policies: {', '.join(policy_names())} "
+                          "(or module.path:ClassName for your own)")

@@ -1,0 +1,163 @@
+"""`manymodels simulate` and `manymodels sweep`: read a workload, run the core, write metrics."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..cluster import map_on_cluster
+from ..errors import ManyModelsError
+from ..logs import log
+from .core import RunResult, Workload, simulate
+from .policies import REGISTRY, make_policy, policy_names  # noqa: F401
+
+
+def load_workload(directory: Path) -> tuple[Workload, dict]:
+    directory = Path(directory)
+    for name in ("requests.parquet", "models.parquet", "manifest.json"):
+        if not (directory / name).exists():
+            raise ManyModelsError(f"{directory / name}: not found (is {directory} a workload from `manymodels synthesize`?)")
+    requests = pl.read_parquet(directory / "requests.parquet")
+    models = pl.read_parquet(directory / "models.parquet").sort("model_id")
+    if models["model_id"].to_list() != list(range(models.height)):
+        raise ManyModelsError(f"{directory / 'models.parquet'}: model_id must be 0..N-1")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    workload = Workload(
+        requests["t_ms"].to_numpy(), requests["model_id"].to_numpy(), models["size_mb"].to_numpy(),
+        models["load_ms"].to_numpy(), models["exec_ms"].to_numpy(), models["unload_ms"].to_numpy(), directory.name)
+    return workload, manifest
+
+
+def check_policy(name: str) -> None:
+    if name not in REGISTRY and ":" not in name:
+        make_policy(name, None)  # raises the error listing the valid names
+
+
+def summarize(result: RunResult, workload: Workload) -> dict:
+    n = len(result.hits)
+    served = ~result.rejected
+    latency = result.latency_ms[served]
+    excess = latency - result.exec_ms[served]
+    def pct(values: np.ndarray, q: float) -> float | None:
+        return float(np.percentile(values, q)) if len(values) else None
+    mem_t, mem_used = result.memory_events
+    return {
+        "requests": int(n),
+        "hits": int(result.hits.sum()),
+        "misses": int(n - result.hits.sum()),
+        "hit_ratio": float(result.hits.mean()) if n else None,
+        "cold_starts": int(result.cold.sum()),
+        "waits_on_load": int((~result.hits & ~result.cold & served).sum()),
+        "rejected": int(result.rejected.sum()),
+        "evictions": int(result.evictions),
+        "bytes_loaded": int(result.bytes_loaded),
+        "latency_mean_ms": float(latency.mean()) if len(latency) else None,
+        "latency_p50_ms": pct(latency, 50),
+        "latency_p95_ms": pct(latency, 95),
+        "latency_p99_ms": pct(latency, 99),
+        "excess_latency_mean_ms": float(excess.mean()) if len(excess) else None,
+        "excess_latency_p99_ms": pct(excess, 99),
+        "memory_peak_mb": float(mem_used.max()) if len(mem_used) else 0.0,
+        "models_requested": int(len(np.unique(workload.model_id))),
+    }
+
+
+def memory_series(result: RunResult, duration_ms: int) -> pl.DataFrame:
+    """Memory in use at the end of every simulated minute (MB), and the peak within it."""
+    mem_t, mem_used = result.memory_events
+    minutes = max(1, int(np.ceil(duration_ms / 60_000)))
+    frame = pl.DataFrame({"minute": (mem_t // 60_000).astype(np.int64), "memory_mb": mem_used})
+    per_minute = frame.group_by("minute").agg(pl.col("memory_mb").last().alias("end_mb"),
+                                              pl.col("memory_mb").max().alias("peak_mb"))
+    grid = pl.DataFrame({"minute": np.arange(minutes, dtype=np.int64)})
+    return grid.join(per_minute, on="minute", how="left").sort("minute").with_columns(
+        pl.col("end_mb").forward_fill().fill_null(0.0)).with_columns(
+        pl.max_horizontal(pl.col("peak_mb").fill_null(0.0), pl.col("end_mb").shift(1).fill_null(0.0)).alias("peak_mb"))
+
+
+def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None = None, servers: int = 1,
+            workers: int = 1, seed: int = 0, no_latency: bool = False, policy_params: dict | None = None,
+            records: bool = False) -> dict:
+    check_policy(policy)
+    if memory_mb <= 0 or servers < 1 or workers < 1:
+        raise ManyModelsError("--memory-mb must be positive and --servers, --workers at least 1")
+    workload, manifest = load_workload(workload_dir)
+    started = time.perf_counter()
+    result = simulate(workload, policy, memory_mb, servers=servers, workers=workers, seed=seed,
+                      no_latency=no_latency, policy_params=policy_params)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "workload": str(workload_dir), "policy": policy, "memory_mb": float(memory_mb), "servers": servers,
+        "workers": workers, "seed": seed, "no_latency": no_latency, "policy_params": policy_params or {},
+        "source_trace": manifest.get("source_trace", {}).get("kind"),
+        **summarize(result, workload),
+        "simulated_requests_per_second": len(workload.t_ms) / seconds if seconds > 0 else None,
+    }
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        memory_series(result, manifest.get("duration_ms", int(workload.t_ms.max(initial=0)) + 1)).write_parquet(
+            out / "memory.parquet")
+        pl.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, dict)}]).write_parquet(out / "metrics.parquet")
+        if records:
+            pl.DataFrame({"t_ms": workload.t_ms, "model_id": workload.model_id, "hit": result.hits,
+                          "cold_start": result.cold, "rejected": result.rejected,
+                          "latency_ms": result.latency_ms}).write_parquet(out / "requests.parquet")
+        log.info("wrote %s: %s at %.0f MB: hit ratio %.4f, %d cold starts, p99 %.0f ms", out, policy, memory_mb,
+                 metrics["hit_ratio"] or 0.0, metrics["cold_starts"], metrics["latency_p99_ms"] or 0.0)
+    return metrics
+
+
+def _sweep_task(task: dict) -> dict:
+    metrics = run_one(**task)
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict)} | {
+        "policy_params": json.dumps(metrics["policy_params"], sort_keys=True)}
+
+
+def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds: list[int], out: Path,
+          servers: int = 1, workers: int = 1, no_latency: bool = False, policy_params: dict | None = None,
+          scheduler: str | None = None, dask_workers: int | None = None, latency_cdf: bool = True) -> pl.DataFrame:
+    """Every (policy, memory, seed) on dask; one tidy table `sweep.parquet` (+ latency CDFs)."""
+    for policy in policies:
+        check_policy(policy)
+    load_workload(workload_dir)  # fail early, before starting a cluster
+    tasks = [
+        {"workload_dir": str(workload_dir), "policy": p, "memory_mb": float(m), "seed": int(s), "servers": servers,
+         "workers": workers, "no_latency": no_latency, "policy_params": (policy_params or {}).get(p, {})}
+        for p, m, s in itertools.product(policies, memory_mb, seeds)]
+    log.info("sweep %s: %d policies x %d memory sizes x %d seeds = %d runs", workload_dir, len(policies),
+             len(memory_mb), len(seeds), len(tasks))
+    rows = map_on_cluster(_sweep_task, tasks, "sweep runs", scheduler=scheduler, workers=dask_workers)
+    table = pl.DataFrame(rows).sort("policy", "memory_mb", "seed")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.write_parquet(out / "sweep.parquet")
+    summary = table.group_by("policy", "memory_mb").agg(
+        pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
+        pl.col("excess_latency_mean_ms").mean()).sort("memory_mb", "policy")
+    summary.write_csv(out / "sweep_summary.csv")
+    log.info("wrote %s (%d rows) and sweep_summary.csv", out / "sweep.parquet", table.height)
+    return table
+
+
+def sweep_headline(table: pl.DataFrame, online_only: bool = True) -> dict:
+    """Which policy wins (highest mean hit ratio; lowest p99 latency) at each memory size."""
+    offline = {"belady", "cremebrulee-oracle"}
+    data = table.filter(~pl.col("policy").is_in(list(offline))) if online_only else table
+    mean = data.group_by("policy", "memory_mb").agg(pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean())
+    best = {}
+    for memory in sorted(mean["memory_mb"].unique().to_list()):
+        part = mean.filter(pl.col("memory_mb") == memory)
+        by_hit = part.sort(["hit_ratio", "policy"], descending=[True, False]).row(0, named=True)
+        by_p99 = part.drop_nulls("latency_p99_ms").sort(["latency_p99_ms", "policy"]).row(0, named=True) if part["latency_p99_ms"].is_not_null().any() else None
+        best[str(int(memory)) if float(memory).is_integer() else str(memory)] = {
+            "best_hit_ratio_policy": by_hit["policy"], "hit_ratio": by_hit["hit_ratio"],
+            "best_p99_policy": by_p99["policy"] if by_p99 else None,
+            "latency_p99_ms": by_p99["latency_p99_ms"] if by_p99 else None}
+    return best
