@@ -196,6 +196,25 @@ def sweep(
                               "best_including_offline_by_memory_mb": sweep_headline(table, online_only=False)})
 
 
+@cli.command()
+def report(
+    notebook: Annotated[Path, typer.Option(help="parameterized notebook under notebooks/")],
+    html: Annotated[Path, typer.Option(help="HTML report to write (code hidden, figures embedded)")],
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="notebook parameter KEY=VALUE (repeatable)")] = None,
+    executed_dir: Annotated[Path, typer.Option(help="where the executed notebook copy goes")] = Path("reports/notebooks"),
+) -> None:
+    """Run a notebook with papermill and render it to HTML with nbconvert."""
+    from .report import render
+
+    parameters = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ManyModelsError(f"--param takes KEY=VALUE, got {item!r}")
+        parameters[key] = value
+    render(notebook, html, parameters, executed_dir)
+
+
 def app() -> None:
     """Console entry point: bad input becomes one line on stderr and exit status 2."""
     try:

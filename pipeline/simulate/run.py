@@ -98,10 +98,12 @@ def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None 
         **summarize(result, workload),
         "simulated_requests_per_second": len(workload.t_ms) / seconds if seconds > 0 else None,
     }
+    served_latency = result.latency_ms[~result.rejected]
+    latency_percentiles = (np.percentile(served_latency, np.arange(101)).tolist() if len(served_latency) else [])
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # percentiles stay out of the JSON
         memory_series(result, manifest.get("duration_ms", int(workload.t_ms.max(initial=0)) + 1)).write_parquet(
             out / "memory.parquet")
         pl.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, dict)}]).write_parquet(out / "metrics.parquet")
@@ -111,13 +113,14 @@ def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None 
                           "latency_ms": result.latency_ms}).write_parquet(out / "requests.parquet")
         log.info("wrote %s: %s at %.0f MB: hit ratio %.4f, %d cold starts, p99 %.0f ms", out, policy, memory_mb,
                  metrics["hit_ratio"] or 0.0, metrics["cold_starts"], metrics["latency_p99_ms"] or 0.0)
-    return metrics
+    return metrics | {"latency_percentiles": latency_percentiles}
 
 
 def _sweep_task(task: dict) -> dict:
     metrics = run_one(**task)
-    return {k: v for k, v in metrics.items() if not isinstance(v, dict)} | {
-        "policy_params": json.dumps(metrics["policy_params"], sort_keys=True)}
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)} | {
+        "policy_params": json.dumps(metrics["policy_params"], sort_keys=True),
+        "latency_percentiles": metrics["latency_percentiles"]}
 
 
 def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds: list[int], out: Path,
@@ -134,10 +137,16 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     log.info("sweep %s: %d policies x %d memory sizes x %d seeds = %d runs", workload_dir, len(policies),
              len(memory_mb), len(seeds), len(tasks))
     rows = map_on_cluster(_sweep_task, tasks, "sweep runs", scheduler=scheduler, workers=dask_workers)
-    table = pl.DataFrame(rows).sort("policy", "memory_mb", "seed")
+    cdf = pl.DataFrame([
+        {"policy": r["policy"], "memory_mb": r["memory_mb"], "seed": r["seed"], "percentile": q, "latency_ms": v}
+        for r in rows for q, v in enumerate(r["latency_percentiles"])],
+        schema={"policy": pl.String, "memory_mb": pl.Float64, "seed": pl.Int64, "percentile": pl.Int64, "latency_ms": pl.Float64})
+    table = pl.DataFrame([{k: v for k, v in r.items() if k != "latency_percentiles"} for r in rows]).sort(
+        "policy", "memory_mb", "seed")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table.write_parquet(out / "sweep.parquet")
+    cdf.sort("policy", "memory_mb", "seed", "percentile").write_parquet(out / "latency_percentiles.parquet")
     summary = table.group_by("policy", "memory_mb").agg(
         pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
         pl.col("excess_latency_mean_ms").mean()).sort("memory_mb", "policy")
