@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,9 +17,9 @@ cli = typer.Typer(
     help="Characterize serverless traces, synthesize edge inference workloads, simulate model caches.",
 )
 
-Scheduler = Annotated[Optional[str], typer.Option(
+Scheduler = Annotated[str | None, typer.Option(
     help="dask scheduler: 'local' (LocalCluster, default), 'threads' (in-process), or an address tcp://host:port")]
-Workers = Annotated[Optional[int], typer.Option(help="workers for the LocalCluster (default: cores, at most 4)")]
+Workers = Annotated[int | None, typer.Option(help="workers for the LocalCluster (default: cores, at most 4)")]
 
 
 @cli.callback()
@@ -43,7 +43,7 @@ def synth_trace(
 @cli.command()
 def download(
     out: Annotated[Path, typer.Option(help="directory to unpack the CSVs into")] = Path("datasets/azure2019"),
-    url: Annotated[Optional[list[str]], typer.Option(help="archive URL(s) to try in order (default: official, then GitHub release)")] = None,
+    url: Annotated[list[str] | None, typer.Option(help="archive URL(s) to try in order (default: official, then GitHub release)")] = None,
     timeout: Annotated[float, typer.Option(help="network timeout in seconds")] = 30.0,
 ) -> None:
     """Fetch the official Azure Functions 2019 archive, verify size and SHA-256, unpack it."""
@@ -59,7 +59,7 @@ def ingest(
     scheduler: Scheduler = None,
     workers: Workers = None,
     force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged")] = False,
-    metrics: Annotated[Optional[Path], typer.Option(help="write an ingest summary JSON (per-day conservation) here")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="write an ingest summary JSON (per-day conservation) here")] = None,
 ) -> None:
     """Ingest every day found in TRACE into one DuckDB file (atomic, idempotent, conserving counts)."""
     from .trace.ingest import ingest as run
@@ -92,16 +92,16 @@ def synthesize(
     models: Annotated[int, typer.Option(help="number of workload models")] = 100,
     minutes: Annotated[int, typer.Option(help="duration in minutes")] = 1440,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    db: Annotated[Optional[Path], typer.Option(help="trace database (replay)")] = Path("datasets/trace.duckdb"),
-    characterization: Annotated[Optional[Path], typer.Option(help="characterize output dir (parametric)")] = Path("datasets/characterization"),
+    db: Annotated[Path | None, typer.Option(help="trace database (replay)")] = Path("datasets/trace.duckdb"),
+    characterization: Annotated[Path | None, typer.Option(help="characterize output dir (parametric)")] = Path("datasets/characterization"),
     start_minute: Annotated[int, typer.Option(help="window start, minutes from the trace's first day (replay)")] = 0,
     selection: Annotated[str, typer.Option(help="replay: all | uniform | quantile | topk")] = "quantile",
-    trigger: Annotated[Optional[list[str]], typer.Option(help="keep only functions with this trigger (repeatable)")] = None,
+    trigger: Annotated[list[str] | None, typer.Option(help="keep only functions with this trigger (repeatable)")] = None,
     binding: Annotated[str, typer.Option(help="catalog binding: random | round_robin | rank")] = "random",
     arrival: Annotated[str, typer.Option(help="within-minute arrivals: poisson | even")] = "poisson",
     rate_scale: Annotated[float, typer.Option(help="multiply every rate by this (stochastic rounding)")] = 1.0,
     block_minutes: Annotated[int, typer.Option(help="minutes generated and written per block")] = 60,
-    catalog: Annotated[Optional[Path], typer.Option(help="model catalog CSV (default: the embedded one)")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="model catalog CSV (default: the embedded one)")] = None,
 ) -> None:
     """Synthesize a seeded edge workload: models bound to catalog profiles and a request stream."""
     from .workload.synthesize import WorkloadConfig
@@ -168,11 +168,11 @@ def sweep(
     policies: Annotated[list[str], typer.Option(help="policies (repeat or comma-separate)")],
     memory_mb: Annotated[list[str], typer.Option(help="memory sizes in MB (repeat or comma-separate)")],
     out: Annotated[Path, typer.Option(help="directory for sweep.parquet")],
-    seeds: Annotated[list[str], typer.Option(help="seeds (repeat or comma-separate)")] = ["0"],
+    seeds: Annotated[list[str] | None, typer.Option(help="seeds (repeat or comma-separate; default 0)")] = None,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
     workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero")] = False,
-    metrics: Annotated[Optional[Path], typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
@@ -183,7 +183,7 @@ def sweep(
 
     try:
         memory = [float(m) for m in _split(memory_mb)]
-        seed_list = [int(s) for s in _split(seeds)]
+        seed_list = [int(s) for s in _split(seeds or ["0"])]
     except ValueError as error:
         raise ManyModelsError(f"--memory-mb and --seeds take numbers: {error}") from error
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
@@ -200,7 +200,7 @@ def sweep(
 def report(
     notebook: Annotated[Path, typer.Option(help="parameterized notebook under notebooks/")],
     html: Annotated[Path, typer.Option(help="HTML report to write (code hidden, figures embedded)")],
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="notebook parameter KEY=VALUE (repeatable)")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="notebook parameter KEY=VALUE (repeatable)")] = None,
     executed_dir: Annotated[Path, typer.Option(help="where the executed notebook copy goes")] = Path("reports/notebooks"),
 ) -> None:
     """Run a notebook with papermill and render it to HTML with nbconvert."""

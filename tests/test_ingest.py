@@ -201,7 +201,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     _duplicate_row(trace / file_name(INVOCATIONS, 1))
     run = subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest", "--trace", str(trace),
                           "--db", str(tmp_path / "x.duckdb"), "--scheduler", "threads"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert run.returncode == 2
     errors = [line for line in run.stderr.splitlines() if line.startswith("manymodels: error:")]
     assert len(errors) == 1 and "duplicate key" in errors[0]
@@ -209,6 +209,6 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
 
 def test_cli_help_works():
     for command in ([], ["synth-trace"], ["ingest"], ["download"]):
-        run = subprocess.run([sys.executable, "-m", "pipeline.cli", *command, "--help"], capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-m", "pipeline.cli", *command, "--help"], capture_output=True, text=True, check=False)
         assert run.returncode == 0, run.stderr
         assert "Usage" in run.stdout

@@ -13,7 +13,15 @@ import pytest
 
 from pipeline.errors import ManyModelsError
 from pipeline.trace.schema import (
-    DURATION_COLUMNS, DURATIONS, INVOCATION_COLUMNS, INVOCATIONS, MEMORY, MEMORY_COLUMNS, TRIGGERS, discover, file_name,
+    DURATION_COLUMNS,
+    DURATIONS,
+    INVOCATION_COLUMNS,
+    INVOCATIONS,
+    MEMORY,
+    MEMORY_COLUMNS,
+    TRIGGERS,
+    discover,
+    file_name,
 )
 from pipeline.trace.synthetic import SyntheticTraceConfig, synthesize_trace
 
@@ -69,7 +77,7 @@ def test_calibrated_to_published_statistics(one_day):
     assert abs(np.mean(app_total <= 24) - 0.45) < 0.08
     assert abs(np.mean(app_total <= 1440) - 0.81) < 0.06
     # the 18.6% most popular apps take 99.6% of invocations
-    top = int(round(0.186 * len(app_total)))
+    top = round(0.186 * len(app_total))
     assert app_total[:top].sum() / app_total.sum() > 0.98
     # trigger mix of functions
     shares = frame["Trigger"].value_counts(normalize=True)

@@ -88,7 +88,7 @@ def test_expand_keeps_each_request_in_its_minute(counts, arrival):
     counts = np.array(counts)
     minute = np.arange(len(counts)) * 3
     model = np.arange(len(counts)) % 4
-    t_ms, ids = expand(model, minute, counts, arrival, np.random.default_rng(0))
+    t_ms, _ = expand(model, minute, counts, arrival, np.random.default_rng(0))
     assert len(t_ms) == counts.sum()
     assert np.all(np.diff(t_ms) >= 0)
     got = np.bincount(t_ms // 60_000, minlength=minute.max() + 1)
@@ -96,7 +96,7 @@ def test_expand_keeps_each_request_in_its_minute(counts, arrival):
 
 
 def test_parametric_reproduces_popularity_and_idle_distributions(characterization, tmp_path):
-    db, char = characterization
+    _, char = characterization
     fitted = json.loads((char / "fitted_params.json").read_text())
     days = fitted["days"]  # same window length as the trace, so both sides are measured alike
     config = WorkloadConfig(mode="parametric", models=3000, minutes=1440 * days, seed=5)

@@ -6,7 +6,13 @@ import csv
 from pathlib import Path
 
 from pipeline.trace.schema import (
-    DURATION_COLUMNS, DURATIONS, INVOCATION_COLUMNS, INVOCATIONS, MEMORY, MEMORY_COLUMNS, file_name,
+    DURATION_COLUMNS,
+    DURATIONS,
+    INVOCATION_COLUMNS,
+    INVOCATIONS,
+    MEMORY,
+    MEMORY_COLUMNS,
+    file_name,
 )
 
 

@@ -36,7 +36,7 @@ def day_partial(day: int, db: str) -> dict[str, pl.DataFrame]:
         idle = frame(con, """
             SELECT (gap - 1)::INTEGER AS length_min, count(*)::BIGINT AS periods
             FROM active WHERE gap > 1 GROUP BY ALL""")
-        runs = frame(con, f"""
+        runs = frame(con, """
             SELECT function_id, min(minute)::INTEGER AS start_minute, max(minute)::INTEGER AS end_minute,
                    count(*)::INTEGER AS length_min
             FROM active GROUP BY function_id, island""")

@@ -20,10 +20,10 @@ from scipy import optimize, stats
 def zipf_fit(invocations: np.ndarray) -> dict:
     x = np.sort(invocations[invocations > 0])[::-1].astype(float)
     if len(x) < 3 or x[0] == x[-1]:
-        return {"exponent": None, "r2": None, "n": int(len(x))}
+        return {"exponent": None, "r2": None, "n": len(x)}
     rank = np.arange(1, len(x) + 1)
     slope, intercept, r, _, _ = stats.linregress(np.log(rank), np.log(x))
-    return {"exponent": float(-slope), "intercept": float(intercept), "r2": float(r * r), "n": int(len(x))}
+    return {"exponent": float(-slope), "intercept": float(intercept), "r2": float(r * r), "n": len(x)}
 
 
 def _ks_powerlaw(tail: np.ndarray, xmin: float, alpha: float) -> float:
@@ -36,7 +36,7 @@ def powerlaw_fit(invocations: np.ndarray, candidates: int = 60) -> dict:
     x = np.sort(invocations[invocations > 0].astype(float))
     unique = np.unique(x)
     if len(unique) < 3:
-        return {"alpha": None, "xmin": None, "ks": None, "n_tail": int(len(x))}
+        return {"alpha": None, "xmin": None, "ks": None, "n_tail": len(x)}
     choices = np.unique(np.quantile(unique[:-1], np.linspace(0.0, 0.95, candidates)))
     best = None
     for xmin in choices:
@@ -47,18 +47,18 @@ def powerlaw_fit(invocations: np.ndarray, candidates: int = 60) -> dict:
         alpha = 1.0 + len(tail) / logs
         ks = _ks_powerlaw(tail, xmin, alpha)
         if best is None or ks < best["ks"]:
-            best = {"alpha": float(alpha), "xmin": float(xmin), "ks": ks, "n_tail": int(len(tail))}
-    return best or {"alpha": None, "xmin": None, "ks": None, "n_tail": int(len(x))}
+            best = {"alpha": float(alpha), "xmin": float(xmin), "ks": ks, "n_tail": len(tail)}
+    return best or {"alpha": None, "xmin": None, "ks": None, "n_tail": len(x)}
 
 
 def lognormal_fit(invocations: np.ndarray) -> dict:
     x = invocations[invocations > 0].astype(float)
     if len(x) < 2:
-        return {"mu": None, "sigma": None, "ks": None, "n": int(len(x))}
+        return {"mu": None, "sigma": None, "ks": None, "n": len(x)}
     logs = np.log(x)
     mu, sigma = float(logs.mean()), float(logs.std())
     ks = float(stats.kstest(logs, "norm", args=(mu, sigma)).statistic) if sigma > 0 else None
-    return {"mu": mu, "sigma": sigma, "ks": ks, "n": int(len(x))}
+    return {"mu": mu, "sigma": sigma, "ks": ks, "n": len(x)}
 
 
 def _truncated_lognormal(tail: np.ndarray, xmin: float) -> tuple[float, float, np.ndarray]:
@@ -97,7 +97,7 @@ def compare_tail(invocations: np.ndarray, power: dict) -> dict:
     p_value = float(2.0 * stats.norm.sf(abs(normalized)))
     winner = ("lognormal" if total > 0 else "power_law") if p_value < 0.1 else "inconclusive"
     return {"winner": winner, "loglik_ratio": total, "normalized_ratio": normalized, "p_value": p_value,
-            "tail_lognormal_mu": mu, "tail_lognormal_sigma": sigma, "n_tail": int(len(tail))}
+            "tail_lognormal_mu": mu, "tail_lognormal_sigma": sigma, "n_tail": len(tail)}
 
 
 def popularity_fits(invocations: np.ndarray) -> dict:

@@ -207,7 +207,7 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
             "functions_at_most_once_per_minute_share": _share(arrivals["at_most_once_per_minute"]),
             "apps_at_most_once_per_hour_share": _share(apps["invocations"] <= n_days * 24),
             "apps_at_most_once_per_minute_share": _share(apps["invocations"] <= n_days * MINUTES_PER_DAY),
-            "iat_cv_functions": int(len(iat)),
+            "iat_cv_functions": len(iat),
             "iat_cv_above_1_share": _share(iat > 1.0),
             "iat_cv_median": float(iat.median()) if len(iat) else None,
             "idle_periods": int(idle_lengths["periods"].sum()),

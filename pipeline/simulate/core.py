@@ -160,10 +160,9 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
             continue
         heap = slots[s]
         start = heap[0]
-        if start < ready:
-            start = ready
+        start = max(start, ready)
         end = start + execute[m]
         heapreplace(heap, end)
         latency[i] = end - t
     return RunResult(hits, cold, rejected, latency, workload.exec_ms[workload.model_id].astype(float) * (not no_latency),
-                     evictions, int(round(loaded_mb * 1_000_000)), (np.array(mem_t, dtype=np.int64), np.array(mem_used)))
+                     evictions, round(loaded_mb * 1_000_000), (np.array(mem_t, dtype=np.int64), np.array(mem_used)))

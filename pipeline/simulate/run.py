@@ -45,7 +45,7 @@ def summarize(result: RunResult, workload: Workload) -> dict:
     excess = latency - result.exec_ms[served]
     def pct(values: np.ndarray, q: float) -> float | None:
         return float(np.percentile(values, q)) if len(values) else None
-    mem_t, mem_used = result.memory_events
+    mem_used = result.memory_events[1]
     return {
         "requests": int(n),
         "hits": int(result.hits.sum()),
@@ -63,7 +63,7 @@ def summarize(result: RunResult, workload: Workload) -> dict:
         "excess_latency_mean_ms": float(excess.mean()) if len(excess) else None,
         "excess_latency_p99_ms": pct(excess, 99),
         "memory_peak_mb": float(mem_used.max()) if len(mem_used) else 0.0,
-        "models_requested": int(len(np.unique(workload.model_id))),
+        "models_requested": len(np.unique(workload.model_id)),
     }
 
 

@@ -325,4 +325,4 @@ def _stage_job(job: tuple[int, dict[str, str]], staging: str) -> dict:
     return stage_day(day, files, staging)
 
 
-__all__ = ["IngestResult", "ingest", "stage_day", "trace_source", "MINUTE_COLUMNS"]
+__all__ = ["MINUTE_COLUMNS", "IngestResult", "ingest", "stage_day", "trace_source"]

@@ -371,7 +371,7 @@ def calibration(pop: Population, day_stats: list[dict], days: int) -> dict:
     app_rate = np.bincount(pop.app_index, per_day, minlength=n_apps)
     functions_per_app = np.bincount(pop.app_index, minlength=n_apps)
     app_sorted = np.sort(app_rate)[::-1]
-    top = max(1, int(round(0.186 * n_apps)))
+    top = max(1, round(0.186 * n_apps))
     timer = pop.trigger == "timer"
     achieved = {
         "apps_with_one_function": float(np.mean(functions_per_app == 1)),

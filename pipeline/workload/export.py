@@ -22,8 +22,17 @@ import polars as pl
 from ..errors import ManyModelsError
 from ..logs import log
 from ..trace.schema import (
-    DURATION_COLUMNS, DURATIONS, INVOCATION_COLUMNS, INVOCATIONS, MEMORY, MEMORY_COLUMNS, MINUTE_COLUMNS,
-    MINUTES_PER_DAY, TRACE_DAYS, TRIGGERS, file_name,
+    DURATION_COLUMNS,
+    DURATIONS,
+    INVOCATION_COLUMNS,
+    INVOCATIONS,
+    MEMORY,
+    MEMORY_COLUMNS,
+    MINUTE_COLUMNS,
+    MINUTES_PER_DAY,
+    TRACE_DAYS,
+    TRIGGERS,
+    file_name,
 )
 
 FORMATS = ("csv", "libcachesim", "cremebrulee", "azure2019")
