@@ -25,9 +25,13 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     scheduler = scheduler or os.environ.get("MANYMODELS_SCHEDULER") or "local"
     n_workers = workers or min(os.cpu_count() or 1, 4)
     if scheduler == "local":
+        # each worker process gets its share of the cores for polars/DuckDB threads, so that
+        # workers do not oversubscribe the machine
+        threads = str(max(1, (os.cpu_count() or 1) // n_workers))
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True,
             dashboard_address=":0", silence_logs=40,
+            env={"POLARS_MAX_THREADS": threads, "OMP_NUM_THREADS": threads, "MANYMODELS_THREADS": threads},
         )
         client = Client(cluster)
         log.info("dask LocalCluster with %d worker processes", n_workers)

@@ -180,3 +180,13 @@ def test_function_present_on_some_days_only(tmp_path):
     # f2 is absent on d01: pooled over the window it is idle exactly half the time (not more)
     assert metrics["idle_half_share_pooled"] == 0.0
     assert metrics["idle_half_share_by_day"] == {"d01": 0.0, "d02": 0.0}
+
+
+def test_results_do_not_depend_on_the_dask_engine(small_synthetic_trace, tmp_path):
+    _, db = small_synthetic_trace
+    threads = characterize(db, tmp_path / "t", tmp_path / "t.json", scheduler="threads")
+    local = characterize(db, tmp_path / "l", tmp_path / "l.json", scheduler="local", workers=2)
+    assert threads["idle_half_share_d01"] == local["idle_half_share_d01"]
+    for name in ("arrivals", "run_lengths", "popularity", "diurnal"):
+        a, b = pl.read_parquet(tmp_path / "t" / f"{name}.parquet"), pl.read_parquet(tmp_path / "l" / f"{name}.parquet")
+        assert a.equals(b), name

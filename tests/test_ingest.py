@@ -212,3 +212,14 @@ def test_cli_help_works():
         run = subprocess.run([sys.executable, "-m", "pipeline.cli", *command, "--help"], capture_output=True, text=True, check=False)
         assert run.returncode == 0, run.stderr
         assert "Usage" in run.stdout
+
+
+def test_trace_with_invocations_only(tmp_path):
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    write_invocations(trace, 3, [("o", "a", "f", "http", {1: 2, 9: 1})])
+    result = ingest(trace, tmp_path / "trace.duckdb")
+    assert result.days == [3] and result.invocations == 3
+    assert table(tmp_path / "trace.duckdb", "SELECT count(*) FROM durations") == [(0,)]
+    assert sorted(table(tmp_path / "trace.duckdb", "SELECT kind, status FROM ingest_log")) == sorted([
+        (DURATIONS, "missing"), (INVOCATIONS, "ingested"), (MEMORY, "missing")])

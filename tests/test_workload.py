@@ -179,3 +179,11 @@ def test_csv_export(workload, tmp_path):
     export(workload, "csv", tmp_path)
     assert pl.read_csv(tmp_path / "requests.csv").equals(pl.read_parquet(workload / "requests.parquet").with_columns(
         pl.col("model_id").cast(pl.Int64)))
+
+
+def test_trigger_filter_keeps_only_that_trigger(characterization, tmp_path):
+    db, _ = characterization
+    synthesize(WorkloadConfig(mode="replay", models=10, minutes=1440, seed=1, selection="topk", triggers=("timer",)),
+               tmp_path / "w", db=db)
+    models = pl.read_parquet(tmp_path / "w" / "models.parquet")
+    assert models.height == 10 and set(models["source_trigger"]) == {"timer"}

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,13 +72,19 @@ def stage_day(day: int, files: dict[str, str], staging: str) -> dict:
     validate.check_triggers(path, frame)
     matrix = validate.count_matrix(path, frame)
     validate.check_keys_unique(path, frame, KEY_COLUMNS)
-    rows, columns = np.nonzero(matrix)
+    # polars hands the minute columns over column-major: its transpose (minute x function) is
+    # C-contiguous, so the non-zero scan and the per-function sums run over memory in order
+    by_minute = matrix.T
+    n_rows = frame.height
+    nonzero = np.flatnonzero(by_minute)
+    minute_index, rows = np.divmod(nonzero, n_rows)
     pl.DataFrame({
         "row_id": rows.astype(np.int32),
-        "minute": (columns + 1).astype(np.int16),
-        "count": matrix[rows, columns].astype(np.int32),
-    }).write_parquet(staging_dir / f"invocations_d{day:02d}.parquet")
-    per_row = matrix.sum(axis=1, dtype=np.int64)
+        "minute": (minute_index + 1).astype(np.int16),
+        "count": by_minute.ravel()[nonzero].astype(np.int32),
+    }).write_parquet(staging_dir / f"invocations_d{day:02d}.parquet", compression="lz4")
+    per_row = by_minute.sum(axis=0, dtype=np.int64)
+    active = np.count_nonzero(by_minute, axis=0).astype(np.int32)
     frame.select(
         pl.int_range(pl.len(), dtype=pl.Int32).alias("row_id"),
         pl.col("HashOwner").alias("owner"), pl.col("HashApp").alias("app"),
@@ -85,8 +92,8 @@ def stage_day(day: int, files: dict[str, str], staging: str) -> dict:
     ).with_columns(
         pl.lit(day, dtype=pl.Int16).alias("day"),
         pl.Series("invocations", per_row),
-        pl.Series("active_minutes", (matrix > 0).sum(axis=1, dtype=np.int32)),
-    ).write_parquet(staging_dir / f"keys_d{day:02d}.parquet")
+        pl.Series("active_minutes", active),
+    ).write_parquet(staging_dir / f"keys_d{day:02d}.parquet", compression="lz4")
     records.append({"day": day, "kind": INVOCATIONS, "file": path.name, "bytes": path.stat().st_size,
                     "rows": frame.height, "functions": frame.height,
                     "csv_invocations": int(per_row.sum()), "status": "ingested"})
@@ -113,7 +120,7 @@ def stage_day(day: int, files: dict[str, str], staging: str) -> dict:
             if no_extremes:
                 quirks.append({"day": day, "kind": kind, "quirk": "Minimum/Maximum missing", "rows": no_extremes})
         frame.with_columns(pl.lit(day, dtype=pl.Int16).alias("day")).write_parquet(
-            staging_dir / f"{out_name}_d{day:02d}.parquet")
+            staging_dir / f"{out_name}_d{day:02d}.parquet", compression="lz4")
         records.append({"day": day, "kind": kind, "file": path.name, "bytes": path.stat().st_size,
                         "rows": frame.height, "functions": frame.select(keys).n_unique(),
                         "csv_invocations": None, "status": "ingested"})
@@ -153,7 +160,7 @@ def trace_source(directory: Path) -> tuple[str, dict | None]:
 
 BUILD_SQL = """
 CREATE TABLE staged_keys AS SELECT * FROM read_parquet('{s}/keys_d*.parquet');
-CREATE TABLE staged_durations AS SELECT * FROM read_parquet('{s}/durations_d*.parquet', union_by_name=true) {no_durations};
+CREATE TABLE staged_durations AS SELECT * FROM {durations_source};
 CREATE TABLE functions AS
 WITH seen AS (
     SELECT owner, app, function, trigger, day FROM staged_keys
@@ -193,9 +200,9 @@ DROP TABLE staged_keys;
 DROP TABLE staged_durations;
 """
 
-EMPTY_DURATIONS = "SELECT * FROM (SELECT NULL::VARCHAR AS HashOwner, NULL::VARCHAR AS HashApp, NULL::VARCHAR AS HashFunction, " + \
+EMPTY_DURATIONS = "(SELECT * FROM (SELECT NULL::VARCHAR AS HashOwner, NULL::VARCHAR AS HashApp, NULL::VARCHAR AS HashFunction, " + \
     ", ".join(f"NULL::{'BIGINT' if c == 'Count' else 'DOUBLE'} AS {c}" for c in DURATION_COLUMNS[3:]) + \
-    ", NULL::SMALLINT AS day) WHERE false"
+    ", NULL::SMALLINT AS day) WHERE false)"
 EMPTY_MEMORY = "(SELECT * FROM (SELECT NULL::VARCHAR AS HashOwner, NULL::VARCHAR AS HashApp, NULL::BIGINT AS SampleCount, " + \
     ", ".join(f"NULL::DOUBLE AS {c}" for c in MEMORY_COLUMNS[3:]) + ", NULL::SMALLINT AS day) WHERE false)"
 
@@ -204,16 +211,13 @@ def _build(db_tmp: Path, staging: Path, outcomes: list[dict], layout: TraceLayou
     source, manifest = trace_source(layout.directory)
     has_durations = any(staging.glob("durations_d*.parquet"))
     has_memory = any(staging.glob("memory_d*.parquet"))
+    staged = staging.as_posix()
     sql = BUILD_SQL.format(
-        s=staging.as_posix(),
-        no_durations="" if has_durations else "LIMIT 0",
+        s=staged,
+        durations_source=f"read_parquet('{staged}/durations_d*.parquet', union_by_name=true)" if has_durations else EMPTY_DURATIONS,
         day_expr="regexp_extract(filename, 'invocations_d(\\d+)\\.parquet', 1)::SMALLINT",
-        memory_source=f"read_parquet('{staging.as_posix()}/memory_d*.parquet', union_by_name=true)" if has_memory else EMPTY_MEMORY,
+        memory_source=f"read_parquet('{staged}/memory_d*.parquet', union_by_name=true)" if has_memory else EMPTY_MEMORY,
     )
-    if not has_durations:
-        sql = sql.replace(
-            f"CREATE TABLE staged_durations AS SELECT * FROM read_parquet('{staging.as_posix()}/durations_d*.parquet', union_by_name=true) LIMIT 0;",
-            f"CREATE TABLE staged_durations AS {EMPTY_DURATIONS};")
     con = duckdb.connect(str(db_tmp))
     try:
         con.execute("SET threads = 2; SET memory_limit = '3GB'; SET preserve_insertion_order = false")
@@ -286,12 +290,16 @@ def ingest(trace_dir: Path, db: Path, scheduler: str | None = None, workers: int
         log.info("read %s: %d days, %d files", trace_dir, len(layout.days),
                  sum(len(k) for k in layout.files.values()))
         jobs = [(day, {k: str(p) for k, p in layout.files[day].items()}) for day in layout.days]
+        started = time.perf_counter()
         outcomes = map_on_cluster(_stage_job, jobs, "ingest days", scheduler=scheduler, workers=workers,
                                   staging=str(staging))
+        staged = time.perf_counter()
+        log.info("validated and staged %d days in %.1f s", len(jobs), staged - started)
         db_tmp.unlink(missing_ok=True)
         functions, total = _build(db_tmp, staging, outcomes, layout, fingerprint)
         os.replace(db_tmp, db)
-        log.info("wrote %s: %d functions, %d invocations over days %s", db, functions, total, layout.days)
+        log.info("wrote %s: %d functions, %d invocations over days %s (database built in %.1f s)", db, functions,
+                 total, layout.days, time.perf_counter() - staged)
         return IngestResult(db, layout.days, functions, total, skipped=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
