@@ -4,6 +4,15 @@ Add a policy by writing a class with `@register("name")` in any module that is i
 `module.path:ClassName` as the policy name); the simulator core never changes."""
 
 from . import belady, cremebrulee, fifo, gdsf, lfu, lru, random_policy, ttl  # noqa: F401  (registration)
-from .base import REGISTRY, Policy, PolicyContext, make_policy, policy_names, register
+from .base import (
+    REGISTRY,
+    OrderedPolicy,
+    Policy,
+    PolicyContext,
+    make_policy,
+    policy_names,
+    register,
+)
+from .lru import LRU
 
-__all__ = ["REGISTRY", "Policy", "PolicyContext", "make_policy", "policy_names", "register"]
+__all__ = ["LRU", "REGISTRY", "OrderedPolicy", "Policy", "PolicyContext", "make_policy", "policy_names", "register"]

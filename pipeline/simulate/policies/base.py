@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -50,6 +51,23 @@ class Policy:
 
     def expired(self, t_ms: int) -> list[int]:
         return []
+
+
+class OrderedPolicy(Policy):
+    """Residents kept in an insertion-ordered dict; victims are taken from its front."""
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        super().__init__(ctx)
+        self.order: OrderedDict[int, None] = OrderedDict()
+
+    def insert(self, model: int, t_ms: int, index: int) -> None:
+        self.order[model] = None
+
+    def remove(self, model: int) -> None:
+        del self.order[model]
+
+    def victims(self, t_ms: int) -> Iterable[int]:
+        return list(self.order)
 
 
 REGISTRY: dict[str, type[Policy]] = {}
