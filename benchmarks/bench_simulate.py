@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import markdown_table  # noqa: E402
+from measure import markdown_table
 
 os.environ.setdefault("MANYMODELS_NO_PROGRESS", "1")
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import markdown_table, measure  # noqa: E402
+from measure import markdown_table, measure
 
 RUN = """
 import os

@@ -114,9 +114,14 @@ def test_eviction_unload_time_and_memory_reserved_during_load():
     assert result.cold.tolist() == [True, True, True]
     assert result.latency_ms.tolist() == [1010.0, 2011.0, 1011.0]
     assert result.evictions == 2
-    # a request arriving while the only other model is still loading cannot be served: rejected, not inf
+    # a request arriving while the only other model is still loading waits for that load to finish,
+    # at 1000, evicts it (unload 1 ms) and loads until 2001, then runs 10 ms: done at 2011, arrived at 10
     busy = simulate(make([0, 1], [60.0, 60.0], [0, 10], load=[1000.0, 1000.0]), "lru", 100.0)
-    assert busy.rejected.tolist() == [False, True] and np.isnan(busy.latency_ms[1])
+    assert busy.rejected.tolist() == [False, False]
+    assert busy.latency_ms.tolist() == [1010.0, 2001.0]
+    # a model larger than the memory is rejected and counted, never given an infinite latency
+    big = simulate(make([0, 1], [60.0, 160.0], [0, 10]), "lru", 100.0)
+    assert big.rejected.tolist() == [False, True] and np.isnan(big.latency_ms[1]) and not big.hits[1]
 
 
 def test_two_servers_place_on_the_one_with_room():

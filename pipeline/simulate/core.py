@@ -6,13 +6,16 @@ Server model (all times simulated, in ms; nothing reads the wall clock):
   chosen by the policy until the model fits, unloaded (unload time), and the model loads (load
   time); its memory is reserved from the start of the load;
 - loads run beside inference, not in its queue (so miss penalty and queueing stay separate);
-  a model that is loading is never a victim;
+  a model that is still loading is evicted only when the loaded models do not free enough memory,
+  and then only once its load is done (the new load waits; the loads that finish first go first);
+  requests already dispatched to a model that is then evicted still complete (in-flight work is
+  not modelled as holding memory);
 - each server has `workers` inference slots serving requests in arrival order; a request runs
   once its model is loaded and a slot is free; latency = completion - arrival;
 - with several servers a model lives on one server at a time; a cold start goes to the
   least-loaded server with room, else to the least-loaded server, evicting there;
 - a model larger than a server's memory cannot be served: the request is rejected and counted
-  (as a miss), never given an infinite latency.
+  (as a miss; `rejected` in the metrics), never given an infinite latency.
 With `no_latency` every load, exec and unload time is zero, so the hit sequence is exactly that
 of an object cache whose object sizes are the models' memory.
 """
@@ -98,6 +101,15 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
     single = servers == 1
     access = [p.access for p in policies]
 
+    def evict(server: int, victim: int) -> float:
+        """Drop `victim` from `server`; return its unload time."""
+        nonlocal evictions
+        policies[server].remove(victim)
+        location[victim] = -1
+        free_mb[server] += size[victim]
+        evictions += 1
+        return unload[victim]
+
     for i in range(n):
         t = times[i]
         m = models[i]
@@ -106,10 +118,7 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
             for k, p in enumerate(policies):
                 for victim in p.expired(t):
                     if ready_at[victim] <= t:
-                        p.remove(victim)
-                        location[victim] = -1
-                        free_mb[k] += size[victim]
-                        evictions += 1
+                        evict(k, victim)
                         mem_t.append(t)
                         mem_used.append(capacity * servers - sum(free_mb))
         if s >= 0:
@@ -132,24 +141,25 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
                 s = min(pool, key=lambda k: (slots[k][0], k))
             policy_s = policies[s]
             unload_ms = 0.0
+            start_load = t
             if free_mb[s] < need:
+                loading = []
                 for victim in policy_s.victims(t):
                     if ready_at[victim] > t:
-                        continue  # still loading: not evictable
-                    policy_s.remove(victim)
-                    location[victim] = -1
-                    free_mb[s] += size[victim]
-                    unload_ms += unload[victim]
-                    evictions += 1
+                        loading.append(victim)  # still loading: evictable once loaded
+                        continue
+                    unload_ms += evict(s, victim)
                     if free_mb[s] >= need:
                         break
-                if free_mb[s] < need:  # everything else is loading: serve nothing now
-                    rejected[i] = True
-                    latency[i] = np.nan
-                    continue
+                # not enough: wait for the loads that finish first
+                for victim in sorted(loading, key=ready_at.__getitem__):
+                    if free_mb[s] >= need:
+                        break
+                    unload_ms += evict(s, victim)
+                    start_load = max(start_load, ready_at[victim])
             free_mb[s] -= need
             location[m] = s
-            ready = t + unload_ms + load[m]
+            ready = start_load + unload_ms + load[m]
             ready_at[m] = ready
             policy_s.insert(m, t, i)
             cold[i] = True

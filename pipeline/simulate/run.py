@@ -54,6 +54,7 @@ def summarize(result: RunResult, workload: Workload) -> dict:
         "cold_starts": int(result.cold.sum()),
         "waits_on_load": int((~result.hits & ~result.cold & served).sum()),
         "rejected": int(result.rejected.sum()),
+        "rejected_ratio": float(result.rejected.mean()) if n else None,  # models larger than the memory
         "evictions": int(result.evictions),
         "bytes_loaded": int(result.bytes_loaded),
         "latency_mean_ms": float(latency.mean()) if len(latency) else None,
@@ -149,7 +150,7 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     cdf.sort("policy", "memory_mb", "seed", "percentile").write_parquet(out / "latency_percentiles.parquet")
     summary = table.group_by("policy", "memory_mb").agg(
         pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
-        pl.col("excess_latency_mean_ms").mean()).sort("memory_mb", "policy")
+        pl.col("excess_latency_mean_ms").mean(), pl.col("rejected_ratio").mean()).sort("memory_mb", "policy")
     summary.write_csv(out / "sweep_summary.csv")
     log.info("wrote %s (%d rows) and sweep_summary.csv", out / "sweep.parquet", table.height)
     return table
