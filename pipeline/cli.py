@@ -217,10 +217,18 @@ def report(
 
 def app() -> None:
     """Console entry point: bad input becomes one line on stderr and exit status 2."""
+    import duckdb
+    import polars.exceptions
+
     try:
         cli()
     except ManyModelsError as error:
         print(f"manymodels: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (OSError, duckdb.Error, polars.exceptions.PolarsError) as error:
+        # input the checks above did not anticipate (unreadable file, foreign database): still one line
+        message = " ".join(str(error).split())
+        print(f"manymodels: error: {type(error).__name__}: {message}", file=sys.stderr)
         sys.exit(2)
 
 
