@@ -223,3 +223,12 @@ def test_trace_with_invocations_only(tmp_path):
     assert table(tmp_path / "trace.duckdb", "SELECT count(*) FROM durations") == [(0,)]
     assert sorted(table(tmp_path / "trace.duckdb", "SELECT kind, status FROM ingest_log")) == sorted([
         (DURATIONS, "missing"), (INVOCATIONS, "ingested"), (MEMORY, "missing")])
+
+
+def test_ingest_on_an_existing_cluster_by_address(tmp_path):
+    from distributed import LocalCluster
+
+    trace = tiny_trace(tmp_path / "trace")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        result = ingest(trace, tmp_path / "trace.duckdb", scheduler=cluster.scheduler_address)
+    assert result.invocations == sum(raw_totals(trace).values())
