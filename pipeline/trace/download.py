@@ -86,5 +86,6 @@ def download(out: Path, urls: list[str] | None = None, timeout_s: float = 30.0,
                 "params.yaml trace.dir at it, or use the embedded synthetic trace")
     verify(archive, size, sha256)
     files = unpack(archive, out)
-    log.info("unpacked %d CSV files into %s", len(files), out)
+    log.info("unpacked %d CSV files into %s; to use them, set `trace.dir: %s` in params.yaml and run "
+             "`dvc repro`", len(files), out, out)
     return out
