@@ -4,8 +4,8 @@ Modes (DESIGN.md 4):
 - replay: sample functions of the trace and expand their per-minute counts in a window to
   request timestamps; at rate scale 1 the counts are conserved exactly;
 - parametric: draw N models' daily rate from the fitted lognormal, their idle fraction from the
-  trace's empirical idle fraction at that rate (rate-binned), and on/off behaviour with busy
-  periods drawn from the trace's busy-period distribution; any N and any duration.
+  trace's empirical idle fraction at that rate (rate-binned), and on/off behaviour with busy and
+  idle periods drawn from the trace's busy- and idle-period distributions; any N and any duration.
 Both bind every workload model to a catalog profile and write, block by block in time order,
 `requests.parquet` (t_ms int64 sorted, model_id int32), `models.parquet` and `manifest.json`.
 """
@@ -125,7 +125,7 @@ def _replay_blocks(con, chosen: pl.DataFrame, config: WorkloadConfig, first_day:
 # -------------------------------------------------------------------------- parametric
 def parametric_population(fitted: dict, popularity: pl.DataFrame, config: WorkloadConfig,
                           rng: np.random.Generator) -> pl.DataFrame:
-    """Per model: target daily rate, target idle fraction and mean busy-period length."""
+    """Per model: target daily rate and target idle fraction."""
     n = config.models
     mu = fitted["rate_per_day_lognormal"]["mu"]
     sigma = fitted["rate_per_day_lognormal"]["sigma"]
@@ -148,38 +148,55 @@ def parametric_population(fitted: dict, popularity: pl.DataFrame, config: Worklo
     idle = real_idle[order][np.minimum(pick, len(order) - 1)]
     duty = np.clip(1.0 - idle, 1.0 / MINUTES_PER_DAY, 1.0)
     duty = np.where(rate > 0, np.minimum(duty, np.maximum(rate / MINUTES_PER_DAY, 1.0 / MINUTES_PER_DAY)), 0.0)
-    busy = fitted["busy_period_histogram"]
-    if busy["periods"]:
-        weights = np.array(busy["periods"], dtype=float)
-        busy_mean = rng.choice(np.array(busy["length_min"], dtype=float), size=n, p=weights / weights.sum())
-    else:
-        busy_mean = np.full(n, float(MINUTES_PER_DAY))
     return pl.DataFrame({
-        "model_id": np.arange(n, dtype=np.int32), "target_rate_per_day": rate,
-        "target_idle_fraction": 1.0 - duty, "busy_mean_min": busy_mean,
+        "model_id": np.arange(n, dtype=np.int32), "target_rate_per_day": rate, "target_idle_fraction": 1.0 - duty,
     })
+
+
+class _Lengths:
+    """Draws period lengths (minutes) from a histogram of the trace (length_min, periods)."""
+
+    def __init__(self, histogram: dict, default: float) -> None:
+        lengths = np.array(histogram.get("length_min") or [default], dtype=float)
+        weights = np.array(histogram.get("periods") or [1], dtype=float)
+        self.lengths = lengths
+        self.cdf = np.cumsum(weights) / weights.sum()
+        self.mean = float((lengths * weights).sum() / weights.sum())
+
+    def draw(self, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
+        """Lengths times `scale`, stochastically rounded, at least one minute."""
+        base = self.lengths[np.minimum(np.searchsorted(self.cdf, rng.random(len(scale))), len(self.lengths) - 1)]
+        scaled = base * scale
+        whole = np.floor(scaled)
+        return np.maximum(1, whole + (rng.random(len(scale)) < scaled - whole)).astype(np.int64)
 
 
 def _parametric_blocks(models: pl.DataFrame, fitted: dict, config: WorkloadConfig,
                        rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """An alternating on/off process per model: busy periods drawn from the trace's busy-period
+    lengths, idle periods from its idle-period lengths scaled so that the model's share of idle
+    minutes is its target; within a busy minute, 1 + Poisson requests (diurnal-modulated) so the
+    daily total is the model's rate."""
     rate = models["target_rate_per_day"].to_numpy() * config.rate_scale
     duty = 1.0 - models["target_idle_fraction"].to_numpy()
-    # on/off chain with mean busy period b and mean idle period i = b (1 - duty) / duty; both at
-    # least one minute, so a duty above 1/2 lengthens the busy periods instead of clipping
+    n = len(rate)
+    busy, idle = _Lengths(fitted["busy_period_histogram"], 1.0), _Lengths(fitted["idle_period_histogram"], 60.0)
     partial = (duty > 0) & (duty < 1)
-    busy_mean = np.maximum(models["busy_mean_min"].to_numpy(), 1.0)
-    busy_mean = np.where(partial, np.maximum(busy_mean, duty / np.maximum(1.0 - duty, 1e-12)), busy_mean)
-    idle_mean = np.where(partial, busy_mean * (1.0 - duty) / np.maximum(duty, 1e-12), 1.0)
-    leave = np.where(partial, 1.0 / busy_mean, 0.0)
-    enter = np.where(partial, 1.0 / idle_mean, np.where(duty >= 1.0, 1.0, 0.0))
+    safe_duty = np.clip(duty, 1e-12, 1 - 1e-12)
+    # busy periods stretch when even one-minute idle periods would leave too much idle time
+    busy_scale = np.where(partial, np.maximum(1.0, safe_duty / ((1.0 - safe_duty) * busy.mean)), 1.0)
+    idle_scale = np.where(partial, busy.mean * busy_scale * (1.0 - safe_duty) / (safe_duty * idle.mean), 1.0)
     extra = np.where(duty > 0, np.maximum(rate / (MINUTES_PER_DAY * np.maximum(duty, 1e-12)) - 1.0, 0.0), 0.0)
     diurnal = np.array(fitted.get("diurnal_multiplier") or [1.0] * MINUTES_PER_DAY)
     # a model with a positive rate was active in the trace's window: it gets at least one request,
-    # at a random minute if its chain has not fired by then (the fit is over active functions)
-    forced_minute = np.where(rate > 0, rng.integers(0, config.minutes, len(rate)), -1)
-    fired = np.zeros(len(rate), dtype=bool)
-    state = rng.random(len(rate)) < duty
-    ids = np.arange(len(rate), dtype=np.int32)
+    # at a random minute if its process has not fired by then (the fit is over active functions)
+    forced_minute = np.where(rate > 0, rng.integers(0, config.minutes, n), -1)
+    fired = np.zeros(n, dtype=bool)
+    state = np.where(partial, rng.random(n) < duty, duty >= 1.0)
+    first = np.where(state, busy.draw(rng, busy_scale), idle.draw(rng, idle_scale))
+    never_flips = np.int64(1) << 62
+    remaining = np.where(partial, np.ceil(rng.random(n) * first).astype(np.int64), never_flips)
+    ids = np.arange(n, dtype=np.int32)
     for block_start in range(0, config.minutes, config.block_minutes):
         block = []
         for minute in range(block_start, min(block_start + config.block_minutes, config.minutes)):
@@ -189,8 +206,15 @@ def _parametric_blocks(models: pl.DataFrame, fitted: dict, config: WorkloadConfi
             multiplier = diurnal[(config.start_minute + minute) % MINUTES_PER_DAY]
             count = 1 + rng.poisson(extra[active] * multiplier)
             block.append((ids[active], np.full(len(active), minute, dtype=np.int64), count))
-            u = rng.random(len(state))
-            state = np.where(state, u >= leave, u < enter)
+            remaining -= 1
+            flip = np.flatnonzero(remaining <= 0)
+            if len(flip):
+                state[flip] = ~state[flip]
+                now_on = state[flip]
+                lengths = np.empty(len(flip), dtype=np.int64)
+                lengths[now_on] = busy.draw(rng, busy_scale[flip][now_on])
+                lengths[~now_on] = idle.draw(rng, idle_scale[flip][~now_on])
+                remaining[flip] = lengths
         yield tuple(np.concatenate([b[i] for b in block]) for i in range(3))  # type: ignore[misc]
 
 
