@@ -193,3 +193,13 @@ def test_sweep_is_tidy_and_deterministic(small_workload, tmp_path):
     lru = table.filter(pl.col("policy") == "lru")
     assert lru.group_by("memory_mb").agg(pl.col("hit_ratio").n_unique())["hit_ratio"].to_list() == [1, 1]
     assert table["requests"].n_unique() == 1
+
+
+def test_keep_alive_expiry_makes_the_next_request_a_cold_start():
+    # TTL 1 minute: the request at 90 s finds model 0 expired (idle since 0): a cold start, not a hit
+    workload = make([0, 0, 0], [10.0], [0, 90_000, 100_000])
+    result = simulate(workload, "ttl", 100.0, no_latency=True, policy_params={"ttl_min": 1.0})
+    assert result.hits.tolist() == [False, False, True]
+    assert result.cold.tolist() == [True, True, False]
+    assert result.evictions == 1
+    assert result.memory_events[1].tolist() == [10.0, 0.0, 10.0]

@@ -113,14 +113,14 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
     for i in range(n):
         t = times[i]
         m = models[i]
-        s = location[m]
-        if expires:
+        if expires:  # before looking the model up: it may be the one that just expired
             for k, p in enumerate(policies):
                 for victim in p.expired(t):
                     if ready_at[victim] <= t:
                         evict(k, victim)
                         mem_t.append(t)
                         mem_used.append(capacity * servers - sum(free_mb))
+        s = location[m]
         if s >= 0:
             access[s](m, t, i)
             ready = ready_at[m]
