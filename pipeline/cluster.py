@@ -31,7 +31,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True,
             dashboard_address=":0", silence_logs=40,
-            env={"POLARS_MAX_THREADS": threads, "OMP_NUM_THREADS": threads, "MANYMODELS_THREADS": threads},
+            env={"POLARS_MAX_THREADS": threads, "OMP_NUM_THREADS": threads},
         )
         client = Client(cluster)
         log.info("dask LocalCluster with %d worker processes", n_workers)

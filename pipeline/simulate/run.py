@@ -13,15 +13,13 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
 from ..logs import log
+from ..workload.layout import require_workload
 from .core import RunResult, Workload, simulate
-from .policies import REGISTRY, make_policy, policy_names  # noqa: F401
+from .policies import REGISTRY, make_policy
 
 
 def load_workload(directory: Path) -> tuple[Workload, dict]:
-    directory = Path(directory)
-    for name in ("requests.parquet", "models.parquet", "manifest.json"):
-        if not (directory / name).exists():
-            raise ManyModelsError(f"{directory / name}: not found (is {directory} a workload from `manymodels synthesize`?)")
+    directory = require_workload(directory)
     requests = pl.read_parquet(directory / "requests.parquet")
     models = pl.read_parquet(directory / "models.parquet").sort("model_id")
     if models["model_id"].to_list() != list(range(models.height)):

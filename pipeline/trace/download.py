@@ -4,7 +4,6 @@ Data fetched from elsewhere is never committed: it lands under `datasets/` (git-
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tarfile
 import urllib.error
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import ManyModelsError
+from ..files import sha256_file
 from ..logs import log, progress_bar
 
 OFFICIAL_URL = ("https://azurecloudpublicdataset2.blob.core.windows.net/azurepublicdatasetv2/"
@@ -35,12 +35,9 @@ def verify(archive: Path, size: int = ARCHIVE_BYTES, sha256: str = ARCHIVE_SHA25
     actual_size = archive.stat().st_size
     if actual_size != size:
         raise ManyModelsError(f"{archive}: {actual_size} bytes, expected {size} (incomplete or wrong file)")
-    digest = hashlib.sha256()
-    with archive.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
-        raise ManyModelsError(f"{archive}: SHA-256 {digest.hexdigest()} does not match {sha256}")
+    actual = sha256_file(archive)
+    if actual != sha256:
+        raise ManyModelsError(f"{archive}: SHA-256 {actual} does not match {sha256}")
 
 
 def unpack(archive: Path, out: Path) -> list[Path]:

@@ -34,22 +34,20 @@ from ..trace.schema import (
     TRIGGERS,
     file_name,
 )
+from .layout import require_workload
 
 FORMATS = ("csv", "libcachesim", "cremebrulee", "azure2019")
 BYTES_PER_MB = 1_000_000
 
 
 def _load(workload: Path) -> tuple[pl.LazyFrame, pl.DataFrame, dict]:
-    workload = Path(workload)
-    for name in ("requests.parquet", "models.parquet", "manifest.json"):
-        if not (workload / name).exists():
-            raise ManyModelsError(f"{workload / name}: not found (is {workload} a workload written by `manymodels synthesize`?)")
+    workload = require_workload(workload)
     return (pl.scan_parquet(workload / "requests.parquet"), pl.read_parquet(workload / "models.parquet"),
             json.loads((workload / "manifest.json").read_text()))
 
 
-def model_names(models: pl.DataFrame) -> pl.Expr:
-    return pl.format("{}-{}", pl.col("catalog_model"), pl.col("model_id"))
+# a workload model's name in the CremeBrulee format: its catalog model and its id
+MODEL_NAME = pl.format("{}-{}", pl.col("catalog_model"), pl.col("model_id")).alias("model_name")
 
 
 def export(workload: Path, fmt: str, out: Path) -> dict:
@@ -74,12 +72,12 @@ def export(workload: Path, fmt: str, out: Path) -> dict:
         out = target
     elif fmt == "cremebrulee":
         out.mkdir(parents=True, exist_ok=True)
-        names = models.select("model_id", model_names(models).alias("model_name"))
+        names = models.select("model_id", MODEL_NAME)
         requests.join(names.lazy(), on="model_id", how="left", maintain_order="left").select(
             pl.int_range(pl.len()).alias("request_id"),
             (pl.col("t_ms") / 1000.0).round(3).alias("time_s"), "model_name",
         ).sink_csv(out / "workload.txt", separator=" ", include_header=False)
-        catalog = models.with_columns(model_names(models).alias("model_name"))
+        catalog = models.with_columns(MODEL_NAME)
         (out / "models.json").write_text(json.dumps({
             row["model_name"]: {"load_s": row["load_ms"] / 1000.0, "exec_s": row["exec_ms"] / 1000.0,
                                 "unload_s": row["unload_ms"] / 1000.0, "size_mb": row["size_mb"],

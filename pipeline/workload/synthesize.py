@@ -12,7 +12,6 @@ Both bind every workload model to a catalog profile and write, block by block in
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import polars as pl
 
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
+from ..files import sha256_file
 from ..logs import log, progress_bar
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from .catalog import default_catalog_path, load_catalog
@@ -236,14 +236,6 @@ def bind_models(models: pl.DataFrame, catalog: pl.DataFrame, config: WorkloadCon
     return pl.concat([models, profile], how="horizontal")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
                characterization: Path | None = None) -> dict:
     """Write requests.parquet, models.parquet and manifest.json into `out`; return the manifest."""
@@ -316,7 +308,7 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         "duration_ms": config.minutes * 60_000,
         "rows": {"requests": writer.rows, "models": models.height,
                  "models_with_requests": int((writer.per_model > 0).sum())},
-        "checksums": {name: _sha256(out / name) for name in ("requests.parquet", "models.parquet")},
+        "checksums": {name: sha256_file(out / name) for name in ("requests.parquet", "models.parquet")},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("wrote %s: %d requests for %d models (%s mode, %s source trace)", out, writer.rows, models.height,

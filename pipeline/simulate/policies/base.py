@@ -58,7 +58,7 @@ class OrderedPolicy(Policy):
 
     def __init__(self, ctx: PolicyContext) -> None:
         super().__init__(ctx)
-        self.order: OrderedDict[int, None] = OrderedDict()
+        self.order: OrderedDict[int, object] = OrderedDict()  # value: per policy (None, or last use)
 
     def insert(self, model: int, t_ms: int, index: int) -> None:
         self.order[model] = None
