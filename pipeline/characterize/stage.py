@@ -26,6 +26,7 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
+from ..files import atomic_output_dir, write_text_atomic
 from ..logs import log
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from . import days as day_partials
@@ -78,6 +79,8 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
             SELECT owner, app, avg(AverageAllocatedMb) AS avg_memory_mb, avg(AverageAllocatedMb_pct50) AS p50_memory_mb,
                    max(AverageAllocatedMb_pct100) AS max_memory_mb
             FROM memory GROUP BY owner, app""")
+    if headline_day not in days:
+        raise ManyModelsError(f"--headline-day {headline_day}: {db} holds days {', '.join(map(str, days))}")
     source = info["source"]
     n_days = len(days)
     window_minutes = n_days * MINUTES_PER_DAY
@@ -158,16 +161,12 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         return None if value is None or math.isnan(value) else float(value)
 
     # --- write --------------------------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
     tables = {
         "headline": headline, "idle_fractions": idle_days, "idle_pooled": pooled.drop("owner", "app", "function"),
         "popularity": popularity, "apps": apps.sort("invocations", descending=True),
         "arrivals": arrivals, "run_lengths": runs, "diurnal": diurnal,
         "resources_functions": resources_functions, "resources_apps": resources_apps,
     }
-    for name, table in tables.items():
-        table.write_parquet(out / f"{name}.parquet")
-    log.info("wrote %d tables to %s", len(tables), out)
 
     iat = arrivals["iat_cv"].drop_nulls()
     idle_lengths = combined["idle"]
@@ -225,15 +224,15 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
             "spearman_app_invocations_vs_memory": spearman(resources_apps, "invocations", "avg_memory_mb"),
         },
     }
-    metrics_path = Path(metrics_path)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
+    with atomic_output_dir(out) as tmp:  # the previous tables stay until every new one is written
+        for name, table in tables.items():
+            table.write_parquet(tmp / f"{name}.parquet")
+        (tmp / "fitted_params.json").write_text(json.dumps(fitted, indent=2) + "\n")
+    log.info("wrote %d tables and fitted_params.json to %s", len(tables), out)
+    write_text_atomic(Path(metrics_path), json.dumps(metrics, indent=2, default=float) + "\n")
     log.info("wrote %s: idle_half_share_d01=%s pooled=%s (%s trace)", metrics_path,
              _pct(metrics["idle_half_share_d01"]), _pct(metrics["idle_half_share_pooled"]), source)
-
-    fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
-    (out / "fitted_params.json").write_text(json.dumps(fitted, indent=2) + "\n")
-    log.info("wrote %s", out / "fitted_params.json")
     return metrics
 
 
