@@ -270,9 +270,8 @@ def _quiet_dask() -> None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    from .logs import log
-
     from .files import write_text_atomic
+    from .logs import log
 
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
     log.info("wrote %s", path)

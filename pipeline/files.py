@@ -39,9 +39,16 @@ def sha256_file(path: Path) -> str:
 
 
 def fault_point(name: str) -> None:
-    """Test hook: kill this process here when MANYMODELS_FAULT_AT names this point (fault-injection tests)."""
+    """Test hook: signal this process here when MANYMODELS_FAULT_AT names this point (fault-injection
+    tests). MANYMODELS_FAULT_SIGNAL is SIGKILL (default), SIGINT or SIGTERM; `group:SIGINT` signals the
+    whole process group (dask workers included), as Ctrl-C in a terminal does."""
     if os.environ.get("MANYMODELS_FAULT_AT") == name:
-        os.kill(os.getpid(), getattr(signal, os.environ.get("MANYMODELS_FAULT_SIGNAL", "SIGKILL")))
+        spec = os.environ.get("MANYMODELS_FAULT_SIGNAL", "SIGKILL")
+        number = getattr(signal, spec.removeprefix("group:"))
+        if spec.startswith("group:"):
+            os.killpg(os.getpgrp(), number)
+        else:
+            os.kill(os.getpid(), number)
 
 
 def _alive(pid: int) -> bool:

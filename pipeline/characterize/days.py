@@ -50,13 +50,22 @@ def day_partial(day: int, db: str) -> dict[str, pl.DataFrame]:
     return {"stats": stats, "idle": idle, "busy": busy, "edges": edges, "diurnal": diurnal}
 
 
-def combine(partials: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
-    """Merge per-day partials into whole-window results (exactly)."""
+def combine(partials: list[dict[str, pl.DataFrame]], days: list[int] | None = None) -> dict[str, pl.DataFrame]:
+    """Merge per-day partials into whole-window results (exactly).
+
+    Minutes are on the trace's calendar (day d starts at minute (d - 1) x 1440), so with a gap in
+    the days (d01, d03) d03 starts at minute 2,880. A gap between two active minutes that spans a
+    day missing from the trace (`days`) is censored like the window's edges: nobody saw that day."""
     stats = pl.concat([p["stats"] for p in partials]).sort("function_id", "day")
     t_first = (pl.col("day") - 1) * MINUTES_PER_DAY + pl.col("first_minute")
     t_last = (pl.col("day") - 1) * MINUTES_PER_DAY + pl.col("last_minute")
-    stats = stats.with_columns(
-        (t_first.shift(-1).over("function_id") - t_last).cast(pl.Int64).alias("boundary_gap"))
+    gap = (t_first.shift(-1).over("function_id") - t_last).cast(pl.Int64)
+    if days:
+        # calendar days missing before each trace day; a change between two days means a missing day between
+        missing_before = {d: d - days[0] - i for i, d in enumerate(sorted(days))}
+        missing = pl.col("day").replace_strict(missing_before, return_dtype=pl.Int64)
+        gap = pl.when(missing.shift(-1).over("function_id") == missing).then(gap)
+    stats = stats.with_columns(gap.alias("boundary_gap"))
     per_function = stats.group_by("function_id").agg(
         (pl.col("gaps").sum() + pl.col("boundary_gap").is_not_null().sum()).alias("gaps"),
         (pl.col("gap_sum").sum() + pl.col("boundary_gap").sum()).alias("gap_sum"),

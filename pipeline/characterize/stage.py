@@ -91,7 +91,7 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
 
     partials = map_on_cluster(day_partials.day_partial, days, "characterize days", scheduler=scheduler,
                               workers=workers, db=str(db))
-    combined = day_partials.combine([day_partials.normalized(p) for p in partials])
+    combined = day_partials.combine([day_partials.normalized(p) for p in partials], days)
 
     # --- idle fractions and the headline -------------------------------------------------------
     idle_days = function_days.with_columns(

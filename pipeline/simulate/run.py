@@ -13,8 +13,8 @@ import polars as pl
 
 from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
-from ..logs import log
 from ..files import atomic_output_dir
+from ..logs import log
 from ..workload.layout import check_requests, read_manifest, require_workload
 from .core import RunResult, Workload, simulate
 from .policies import REGISTRY, make_policy

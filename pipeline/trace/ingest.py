@@ -110,6 +110,10 @@ def stage_day(day: int, files: dict[str, str], staging: str) -> dict:
         path = Path(files[kind])
         frame = validate.read_frame(path, kind)
         numeric = [c for c in frame.columns if c not in KEY_COLUMNS]
+        frame, non_finite = validate.non_finite_to_null(frame, numeric)
+        if non_finite:
+            quirks.append({"day": day, "kind": kind, "quirk": "NaN/inf values set to null (left out of statistics)",
+                           "rows": non_finite})
         validate.check_non_negative(path, frame, numeric)
         duplicates = frame.height - frame.select(keys).n_unique()
         if duplicates:

@@ -57,7 +57,7 @@ def verify_workload(directory: Path) -> dict:
         expected = manifest["rows"].get(key)
         try:
             rows = pq.ParquetFile(directory / name).metadata.num_rows
-        except Exception as error:  # noqa: BLE001 - any unreadable footer is a damaged file
+        except Exception as error:
             raise ManyModelsError(f"{directory / name}: not a readable Parquet file ({error})") from error
         if expected is not None and rows != expected:
             raise ManyModelsError(f"{directory / name}: {rows} rows, but manifest.json says {expected}")

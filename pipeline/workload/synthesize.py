@@ -292,7 +292,7 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         blocks = _parametric_blocks(models, fitted, config, rng)
 
     # written into a temporary sibling that replaces `final` only when complete
-    with atomic_output_dir(final) as out:
+    with atomic_output_dir(final) as out:  # noqa: PLR1704 - `out` is the temporary directory from here on
         requests_path = out / "requests.parquet"
         writer = RequestWriter(requests_path, models.height)
         try:
