@@ -59,7 +59,7 @@ def run_cli(args: list[str], env: dict | None = None, timeout: float = 180, **kw
     """The CLI as a subprocess (only where the process itself is the point: signals, worker logs)."""
     environment = dict(os.environ, PYTHONPATH=str(ROOT), MANYMODELS_NO_PROGRESS="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], env=environment,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+                          capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
 
 
 def snapshot(directory: Path) -> dict[str, str]:
@@ -467,9 +467,8 @@ def test_ingest_while_another_process_holds_the_database_read_write(tiny, tmp_pa
     trace, db = tiny
     target = tmp_path / "trace.duckdb"
     shutil.copy(db, target)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "time.sleep(60)", str(target)], stdout=subprocess.PIPE, text=True)
+    hold = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(target)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(ManyModelsError, match="another process has this database open read-write"):
