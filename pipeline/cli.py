@@ -236,6 +236,8 @@ def app() -> None:
         if exit_.code == 130:
             _interrupted()
         raise
+    except duckdb.InterruptException:  # Ctrl-C while DuckDB runs a query
+        _interrupted()
     except (OSError, duckdb.Error, polars.exceptions.PolarsError) as error:
         # input the checks above did not anticipate (unreadable file, foreign database): still one line
         _fail(f"{type(error).__name__}: {error}", error)
