@@ -438,8 +438,9 @@ def test_sigkill_during_ingest_keeps_the_database_and_the_next_run_cleans_up(tin
 
 
 @pytest.mark.parametrize("point, signal_spec, scheduler", [
-    ("ingest:built", "SIGINT", "threads"), ("cluster:started", "group:SIGINT", "local"),
-], ids=["database built", "cluster start-up (whole process group)"])
+    ("ingest:built", "SIGINT", "threads"), ("cluster:starting", "group:SIGINT", "local"),
+    ("cluster:started", "group:SIGINT", "local"),
+], ids=["database built", "cluster start-up (whole process group)", "cluster up (whole process group)"])
 def test_ctrl_c_during_ingest_exits_130_without_traceback(tiny, tmp_path, point, signal_spec, scheduler):
     trace, db = tiny
     target = tmp_path / "trace.duckdb"
@@ -578,3 +579,18 @@ def test_same_inputs_give_byte_identical_outputs(small_synthetic_trace, tmp_path
     runs = [{k: v for k, v in r.items() if k != "c/apps.parquet"} for r in runs]
     assert runs[0] == runs[1]
     assert len(runs[0]) == 14  # 10 tables, fitted_params.json, metrics, 3 workload files; apps left out
+
+
+def test_an_output_directory_holding_other_files_is_not_replaced(workload, tmp_path, capsys):
+    mixed = tmp_path / "mine"
+    mixed.mkdir()
+    (mixed / "notes.md").write_text("my notes")
+    code, err = cli(["simulate", "--workload", workload, "--policy", "lru", "--memory-mb", 1000, "--out", mixed], capsys)
+    assert_one_line_error(code, err, "holds 'notes.md', which this command does not write")
+    assert [p.name for p in mixed.iterdir()] == ["notes.md"]
+    code, err = cli(["simulate", "--workload", workload, "--policy", "lru", "--memory-mb", 1000,
+                     "--out", tmp_path / "sim"], capsys)
+    assert code == 0, err
+    code, err = cli(["simulate", "--workload", workload, "--policy", "fifo", "--memory-mb", 1000,
+                     "--out", tmp_path / "sim"], capsys)  # its own earlier output is replaced
+    assert code == 0 and json.loads((tmp_path / "sim" / "metrics.json").read_text())["policy"] == "fifo"

@@ -63,7 +63,7 @@ def export(workload: Path, fmt: str, out: Path) -> dict:
         export_manifest = {"format": fmt, "workload": str(workload), "workload_manifest": manifest, "written": written}
         write_text_atomic(out.parent / f"export_manifest_{fmt}.json", json.dumps(export_manifest, indent=2) + "\n")
     else:  # a directory, replaced as a whole: nothing of an older export (e.g. stale day files) stays
-        with atomic_output_dir(out) as tmp:
+        with atomic_output_dir(out, owned=("*.csv", "*.txt", "*.json")) as tmp:
             written = EXPORTERS[fmt](requests, models, manifest, tmp)
             export_manifest = {"format": fmt, "workload": str(workload), "workload_manifest": manifest,
                                "written": written}
