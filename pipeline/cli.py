@@ -197,6 +197,50 @@ def sweep(
 
 
 @cli.command()
+def fidelity(
+    workload: Annotated[Path, typer.Option(help="candidate workload directory written by synthesize")],
+    out: Annotated[Path, typer.Option(help="directory for the fidelity tables (and the reference replay)")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to merge this workload's entry into (keyed by name)")],
+    reference: Annotated[Path | None, typer.Option(help="reference workload (default: the replay of the source trace)")] = None,
+    db: Annotated[Path | None, typer.Option(help="trace database (to build the reference replay)")] = Path("datasets/trace.duckdb"),
+    memory_fractions: Annotated[str, typer.Option(help="memory points: fractions of the reference's requested-model memory")] = "0.05,0.10,0.25,0.50",
+    policies: Annotated[str, typer.Option(help="policies of the no-latency hit ratios (comma-separated)")] = "lru,gdsf,ttl",
+    ttl_min: TtlMin = 10.0,
+    latency_policy: Annotated[str, typer.Option(help="policy of the cold-start ratio with latency")] = "lru",
+    latency_memory_fraction: Annotated[float, typer.Option(help="memory point of the cold-start ratio")] = 0.25,
+    slots: Annotated[int, typer.Option(help="inference slots of the cold-start run")] = 4,
+    seed: Annotated[int, typer.Option(help="simulator seed (tie-breaks)")] = 0,
+) -> None:
+    """Compare a workload with the trace's replay (or --reference): KS distances, quantiles, cache outcomes."""
+    from .fidelity.stage import FidelityConfig
+    from .fidelity.stage import fidelity as run
+    from .simulate.run import check_policy
+
+    try:
+        fractions = tuple(float(f) for f in _split([memory_fractions]))
+    except ValueError as error:
+        raise ManyModelsError(f"--memory-fractions takes numbers: {error}") from error
+    policy_list = tuple(_split([policies]))
+    for policy in (*policy_list, latency_policy):
+        check_policy(policy)
+    config = FidelityConfig(memory_fractions=fractions, policies=policy_list, ttl_min=ttl_min,
+                            latency_policy=latency_policy, latency_memory_fraction=latency_memory_fraction,
+                            slots=slots, seed=seed)
+    run(workload, out, metrics, reference=reference, db=db, config=config)
+
+
+@cli.command("fidelity-metrics")
+def fidelity_metrics(
+    fidelity_dir: Annotated[Path, typer.Option(help="directory holding one `manymodels fidelity` output per workload")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to write (every workload's entry, keyed by name)")],
+) -> None:
+    """Collect every workload's fidelity.json under FIDELITY_DIR into one metrics JSON (DVC metrics)."""
+    from .fidelity.stage import collect_metrics
+
+    collect_metrics(fidelity_dir, metrics)
+
+
+@cli.command()
 def report(
     notebook: Annotated[Path, typer.Option(help="parameterized notebook under notebooks/")],
     html: Annotated[Path, typer.Option(help="HTML report to write (code hidden, figures embedded)")],
