@@ -208,7 +208,7 @@ def test_no_latency_lru_hit_ratio_matches_a_tiny_lru(pair):
 
 
 def test_metrics_merge_keeps_other_workloads(pair, tmp_path):
-    root, candidate, reference, entry = pair
+    root, _, _, entry = pair
     metrics = json.loads((root / "metrics.json").read_text())
     assert list(metrics) == ["candidate"] and metrics["candidate"]["ks_idle_fraction"] == entry["ks_idle_fraction"]
     for key in ("ks_requests_per_model", "ks_idle_fraction", "ks_idle_period", "ks_busy_period", "ks_iat_cv",

@@ -43,10 +43,10 @@ def replay_reference(candidate_manifest: dict, db: Path, out: Path) -> Path:
         fingerprint = meta(con).get("fingerprint")
     key = {"parameters": reference_parameters(candidate_manifest), "db": str(db), "db_fingerprint": fingerprint}
     key_path = out / KEY_FILE
-    if all((out / name).exists() for name in WORKLOAD_FILES) and key_path.exists():
-        if json.loads(key_path.read_text()) == key:
-            log.info("reusing the reference replay %s (parameters and trace unchanged)", out)
-            return out
+    complete = all((out / name).exists() for name in WORKLOAD_FILES) and key_path.exists()
+    if complete and json.loads(key_path.read_text()) == key:
+        log.info("reusing the reference replay %s (parameters and trace unchanged)", out)
+        return out
     from ..workload.synthesize import WorkloadConfig, synthesize  # the replay mode
 
     key_path.unlink(missing_ok=True)
