@@ -210,6 +210,9 @@ def fidelity(
     latency_memory_fraction: Annotated[float, typer.Option(help="memory point of the cold-start ratio")] = 0.25,
     slots: Annotated[int, typer.Option(help="inference slots of the cold-start run")] = 4,
     seed: Annotated[int, typer.Option(help="simulator seed (tie-breaks)")] = 0,
+    scheduler: Annotated[str | None, typer.Option(
+        help="dask scheduler of the cache runs: 'local' (default), 'threads', tcp://host:port, or 'serial' (no dask)")] = None,
+    dask_workers: Workers = None,
 ) -> None:
     """Compare a workload with the trace's replay (or --reference): KS distances, quantiles, cache outcomes."""
     from .fidelity.stage import FidelityConfig
@@ -225,7 +228,7 @@ def fidelity(
         check_policy(policy)
     config = FidelityConfig(memory_fractions=fractions, policies=policy_list, ttl_min=ttl_min,
                             latency_policy=latency_policy, latency_memory_fraction=latency_memory_fraction,
-                            slots=slots, seed=seed)
+                            slots=slots, seed=seed, scheduler=scheduler, dask_workers=dask_workers)
     run(workload, out, metrics, reference=reference, db=db, config=config)
 
 

@@ -144,7 +144,7 @@ def pair(tmp_path_factory):
     rng = np.random.default_rng(3)
     candidate = write_workload(root / "candidate", mixed_counts(rng, 60, 300), 60, 300, seed=1)
     reference = write_workload(root / "reference", mixed_counts(rng, 80, 300), 80, 300, seed=2)
-    config = FidelityConfig(memory_fractions=(0.1, 0.25), slots=2)
+    config = FidelityConfig(memory_fractions=(0.1, 0.25), slots=2, scheduler="threads")
     entry = fidelity(candidate, root / "out", root / "metrics.json", reference=reference, config=config)
     return root, candidate, reference, entry
 
@@ -226,7 +226,7 @@ def test_metrics_merge_keeps_other_workloads(pair, tmp_path):
 def test_a_workload_against_itself_is_at_distance_zero(pair, tmp_path):
     _, candidate, _, _ = pair
     entry = fidelity(candidate, tmp_path / "self", None, reference=candidate,
-                     config=FidelityConfig(memory_fractions=(0.05, 0.5), slots=2))
+                     config=FidelityConfig(memory_fractions=(0.05, 0.5), slots=2, scheduler="serial"))
     for key in ("ks_requests_per_model", "ks_idle_fraction", "ks_idle_period", "ks_busy_period", "ks_iat_cv",
                 "hourly_max_abs_diff", "hit_ratio_max_abs_diff"):
         assert entry[key] == 0, key
@@ -239,11 +239,12 @@ def test_a_different_workload_is_far(tmp_path):
     rng = np.random.default_rng(5)
     rare = write_workload(tmp_path / "rare", {m: {int(t): 1 for t in rng.choice(120, 2, replace=False)}
                                               for m in range(20)}, 20, 120, seed=2)
-    entry = fidelity(busy, tmp_path / "out", None, reference=rare, config=FidelityConfig(slots=1))
+    entry = fidelity(busy, tmp_path / "out", None, reference=rare, config=FidelityConfig(slots=1, scheduler="serial"))
     assert entry["ks_idle_fraction"] == 1.0 and entry["ks_requests_per_model"] == 1.0
     assert entry["ks_busy_period"] == 1.0
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy p-value of tiny samples; D is what we test
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=1, max_size=40), st.lists(st.integers(0, 50), min_size=1, max_size=40))
 def test_ks_distance_is_scipys(a, b):
@@ -272,7 +273,7 @@ def test_default_reference_is_the_replay_of_all_functions(small_synthetic_trace,
     synthesize(WorkloadConfig(mode="replay", models=40, minutes=90, seed=4, selection="quantile", binding="rank",
                               rate_scale=0.01), candidate, db=db)
     out = tmp_path / "out"
-    config = FidelityConfig(memory_fractions=(0.25,), policies=("lru",), slots=2)
+    config = FidelityConfig(memory_fractions=(0.25,), policies=("lru",), slots=2, scheduler="serial")
     entry = fidelity(candidate, out, tmp_path / "metrics.json", db=db, config=config)
     reference = json.loads((out / "reference" / "manifest.json").read_text())
     assert reference["mode"] == "replay" and reference["parameters"]["selection"] == "all"

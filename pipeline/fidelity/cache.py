@@ -9,10 +9,12 @@ the reference's memory)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..simulate.core import Workload, simulate
-from ..simulate.run import summarize
+from ..simulate.run import load_workload, summarize
 
 
 def requested_memory_mb(workload: Workload) -> tuple[float, int]:
@@ -43,3 +45,18 @@ def cold_start_ratio(workload: Workload, policy: str, memory_mb: float, slots: i
                       policy_params=policy_params(policy, ttl_min))
     summary = summarize(result, workload)
     return summary["cold_starts"] / summary["requests"]
+
+
+@lru_cache(maxsize=2)
+def _workload(directory: str) -> Workload:
+    """A workload read once per worker process (every run on a side reads the same files)."""
+    return load_workload(directory)[0]
+
+
+def cache_run(task: dict) -> float | None:
+    """One simulation as a cluster task: {directory, kind: hit_ratio | cold_start_ratio, policy,
+    memory_mb, ttl_min, slots, seed}."""
+    workload = _workload(task["directory"])
+    if task["kind"] == "hit_ratio":
+        return hit_ratio(workload, task["policy"], task["memory_mb"], task["ttl_min"], task["seed"])
+    return cold_start_ratio(workload, task["policy"], task["memory_mb"], task["slots"], task["ttl_min"], task["seed"])

@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
-from ..logs import log, progress_bar
+from ..logs import log
 from ..simulate.core import Workload
 from ..simulate.run import load_workload
 from ..workload.layout import require_workload
-from .cache import cold_start_ratio, hit_ratio, requested_memory_mb
+from .cache import cache_run, requested_memory_mb
 from .compare import compare_samples, hourly_table, summary_table
 from .profile import MINUTE_MS, TOP_FRACTIONS, Profile, active_minutes, profile
 from .reference import replay_reference
@@ -57,6 +58,8 @@ class FidelityConfig:
     latency_memory_fraction: float = 0.25
     slots: int = 4
     seed: int = 0
+    scheduler: str | None = None  # dask scheduler of the cache runs (see pipeline.cluster), or "serial"
+    dask_workers: int | None = None
 
     def validate(self) -> None:
         if not self.memory_fractions or any(not 0 < f for f in self.memory_fractions):
@@ -111,29 +114,39 @@ def _cache_table(candidate: Side, reference: Side, config: FidelityConfig) -> tu
     reference_mb, reference_models = requested_memory_mb(reference.workload)
     candidate_mb, candidate_models = requested_memory_mb(candidate.workload)
     scale = candidate_models / reference_models if reference_models else 1.0
-    rows = []
-    runs = len(config.policies) * len(config.memory_fractions) * 2 + 2
-    with progress_bar("fidelity cache runs", runs) as advance:
-        for policy in config.policies:
-            for fraction in config.memory_fractions:
-                memory = fraction * reference_mb
-                row = {"policy": policy, "memory_fraction": float(fraction), "memory_mb": memory * scale,
-                       "reference_memory_mb": memory}
-                row["candidate_hit_ratio"] = hit_ratio(candidate.workload, policy, memory * scale, config.ttl_min,
-                                                       config.seed)
-                row["reference_hit_ratio"] = hit_ratio(reference.workload, policy, memory, config.ttl_min,
-                                                       config.seed)
-                rows.append(row)
-                advance(2)
-        memory = config.latency_memory_fraction * reference_mb
-        cold = {side: cold_start_ratio(s.workload, config.latency_policy, memory * (scale if side == "candidate" else 1),
-                                       config.slots, config.ttl_min, config.seed)
-                for side, s in (("candidate", candidate), ("reference", reference))}
-        advance(2)
+    sides = {"candidate": (candidate, scale), "reference": (reference, 1.0)}
+    common = {"ttl_min": config.ttl_min, "slots": config.slots, "seed": config.seed}
+    tasks = [{"side": side, "directory": str(s.directory.resolve()), "kind": "hit_ratio", "policy": policy,
+              "memory_fraction": float(fraction), "memory_mb": fraction * reference_mb * side_scale, **common}
+             for policy in config.policies for fraction in config.memory_fractions
+             for side, (s, side_scale) in sides.items()]
+    tasks += [{"side": side, "directory": str(s.directory.resolve()), "kind": "cold_start_ratio",
+               "policy": config.latency_policy, "memory_fraction": config.latency_memory_fraction,
+               "memory_mb": config.latency_memory_fraction * reference_mb * side_scale, **common}
+              for side, (s, side_scale) in sides.items()]
+    # the longest runs first (the side with more requests, latency runs), so the workers finish together
+    size = {side: len(s.workload.t_ms) for side, (s, _) in sides.items()}
+    order = sorted(range(len(tasks)), key=lambda i: (-size[tasks[i]["side"]], tasks[i]["kind"] == "hit_ratio", i))
+    log.info("fidelity: %d cache simulations (%s)", len(tasks), ", ".join(config.policies))
+    if config.scheduler == "serial":
+        results = [cache_run(tasks[i]) for i in order]
+    else:
+        results = map_on_cluster(cache_run, [tasks[i] for i in order], "fidelity cache runs",
+                                 scheduler=config.scheduler, workers=config.dask_workers)
+    value = {i: r for i, r in zip(order, results, strict=True)}
+    outcome = {(t["side"], t["kind"], t["policy"], t["memory_fraction"]): value[i] for i, t in enumerate(tasks)}
+    rows = [{"policy": policy, "memory_fraction": float(fraction), "memory_mb": fraction * reference_mb * scale,
+             "reference_memory_mb": fraction * reference_mb,
+             "candidate_hit_ratio": outcome["candidate", "hit_ratio", policy, float(fraction)],
+             "reference_hit_ratio": outcome["reference", "hit_ratio", policy, float(fraction)]}
+            for policy in config.policies for fraction in config.memory_fractions]
+    cold = {side: outcome[side, "cold_start_ratio", config.latency_policy, config.latency_memory_fraction]
+            for side in sides}
     table = pl.DataFrame(rows, schema={"policy": pl.String, "memory_fraction": pl.Float64, "memory_mb": pl.Float64,
                                        "reference_memory_mb": pl.Float64, "candidate_hit_ratio": pl.Float64,
                                        "reference_hit_ratio": pl.Float64}).with_columns(
         (pl.col("candidate_hit_ratio") - pl.col("reference_hit_ratio")).alias("difference"))
+    memory = config.latency_memory_fraction * reference_mb
     memory_info = {"reference_requested_memory_mb": reference_mb, "candidate_requested_memory_mb": candidate_mb,
                    "requested_models": {"candidate": candidate_models, "reference": reference_models},
                    "candidate_memory_scale": scale, "cold_start_memory_mb": {"candidate": memory * scale,
@@ -268,8 +281,8 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
         "requests": shares["requests"],
         "reference_requested_memory_mb": _number(cache_info["reference_requested_memory_mb"]),
         "candidate_memory_scale": _number(cache_info["candidate_memory_scale"]),
-        "config": {**asdict(config), "memory_fractions": list(config.memory_fractions),
-                   "policies": list(config.policies)},
+        "config": {**{k: v for k, v in asdict(config).items() if k not in ("scheduler", "dask_workers")},
+                   "memory_fractions": list(config.memory_fractions), "policies": list(config.policies)},
     }
     (out / ENTRY_FILE).write_text(json.dumps({name: entry}, indent=2) + "\n")
     if metrics is not None and Path(metrics).resolve() != (out / ENTRY_FILE).resolve():
