@@ -352,3 +352,10 @@ def test_metrics_file_is_small_and_flat(characterized):
                 "idle_half_share_pooled_active"):
         assert flat[key] == metrics[key]
     assert json.loads((out / "summary.json").read_text())["popularity"] == metrics["popularity"]
+
+
+def test_zipf_line_passes_near_the_head_of_a_curved_rank_frequency():
+    # a lognormal popularity (curved on log-log axes): the fitted line at rank 1 stays within 10x of the data
+    counts = np.sort(np.exp(np.random.default_rng(3).normal(4.0, 3.0, 2000)).round() + 1)[::-1]
+    fit = zipf_fit(counts)
+    assert 0.1 < np.exp(fit["intercept"]) / counts[0] < 10

@@ -37,6 +37,10 @@ RELEASED_DAILY_INVOCATIONS_CDF = {
 # Same notebook, figure 6 (per-app IAT CV at full timestamp resolution): share of apps with CV <= x.
 RELEASED_APP_IAT_CV_CDF = {0.0: 0.20, 1.0: 0.60, 2.0: 0.73, 4.0: 0.86, 10.0: 0.95}
 REFERENCE_SOURCE = "read from the released trace's analysis notebook (figures 5a and 6), +-0.02"
+# DESIGN 2b: Serverless in the Wild (ATC'20), on the full Azure data (not the released sample).
+ATC20_TRIGGER_SHARES = {"http": (0.55, 0.36), "queue": (0.152, 0.335), "event": (0.022, 0.247), "timer": (0.156, 0.020)}
+ATC20_FUNCTIONS_PER_APP_CDF = {1: 0.54, 10: 0.95}
+ATC20_SOURCE = "Serverless in the Wild (ATC'20), full Azure data"
 
 
 def functions_per_app(apps: pl.DataFrame) -> pl.DataFrame:
