@@ -31,7 +31,7 @@ def repo_root(start: str | Path | None = None) -> Path | None:
     return next((p for p in (here, *here.parents) if (p / "dvc.yaml").exists() and (p / "pipeline").is_dir()), None)
 
 
-def fmt(value: float | int | None, digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3) -> str:
     """A number for prose: integers with thousands separators, floats to `digits` significant digits."""
     if value is None:
         return "n/a"

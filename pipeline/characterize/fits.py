@@ -18,7 +18,6 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-
 ZIPF_POINTS = 60
 
 
