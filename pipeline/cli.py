@@ -76,13 +76,20 @@ def characterize(
     out: Annotated[Path, typer.Option(help="directory for the Parquet tables and fitted_params.json")] = Path("datasets/characterization"),
     metrics: Annotated[Path, typer.Option(help="metrics JSON (DVC metrics)")] = Path("reports/metrics/characterization.json"),
     headline_day: Annotated[int, typer.Option(help="the day of the headline figure (the paper's is d01)")] = 1,
+    resolutions_min: Annotated[str, typer.Option(help="bin widths (minutes, dividing 1440) of the multi-resolution headline")] = "1,5,10,60",
+    keep_alive_min: Annotated[int, typer.Option(help="keep-alive (minutes) of the residency headline")] = 10,
     scheduler: Scheduler = None,
     workers: Workers = None,
 ) -> None:
     """Idle-time headline, popularity and heavy-tail fits, arrivals, idle periods, resources."""
     from .characterize.stage import characterize as run
 
-    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day)
+    try:
+        resolutions = [int(k) for k in _split([resolutions_min])]
+    except ValueError as error:
+        raise ManyModelsError(f"--resolutions-min takes whole minutes: {error}") from error
+    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day,
+        resolutions_min=resolutions, keep_alive_min=keep_alive_min)
 
 
 @cli.command()
