@@ -79,13 +79,20 @@ def characterize(
     out: Annotated[Path, typer.Option(help="directory for the Parquet tables and fitted_params.json")] = Path("datasets/characterization"),
     metrics: Annotated[Path, typer.Option(help="metrics JSON (DVC metrics)")] = Path("reports/metrics/characterization.json"),
     headline_day: Annotated[int, typer.Option(help="the day of the headline figure (the paper's is d01)")] = 1,
+    resolutions_min: Annotated[str, typer.Option(help="bin widths (minutes, dividing 1440) of the multi-resolution headline")] = "1,5,10,60",
+    keep_alive_min: Annotated[int, typer.Option(help="keep-alive (minutes) of the residency headline")] = 10,
     scheduler: Scheduler = None,
     workers: Workers = None,
 ) -> None:
     """Idle-time headline, popularity and heavy-tail fits, arrivals, idle periods, resources."""
     from .characterize.stage import characterize as run
 
-    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day)
+    try:
+        resolutions = [int(k) for k in _split([resolutions_min])]
+    except ValueError as error:
+        raise ManyModelsError(f"--resolutions-min takes whole minutes: {error}") from error
+    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day,
+        resolutions_min=resolutions, keep_alive_min=keep_alive_min)
 
 
 @cli.command()
@@ -197,6 +204,53 @@ def sweep(
                               "source_trace": table["source_trace"][0],
                               "best_online_by_memory_mb": sweep_headline(table),
                               "best_including_offline_by_memory_mb": sweep_headline(table, online_only=False)})
+
+
+@cli.command()
+def fidelity(
+    workload: Annotated[Path, typer.Option(help="candidate workload directory written by synthesize")],
+    out: Annotated[Path, typer.Option(help="directory for the fidelity tables (and the reference replay)")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to merge this workload's entry into (keyed by name)")],
+    reference: Annotated[Path | None, typer.Option(help="reference workload (default: the replay of the source trace)")] = None,
+    db: Annotated[Path | None, typer.Option(help="trace database (to build the reference replay)")] = Path("datasets/trace.duckdb"),
+    memory_fractions: Annotated[str, typer.Option(help="memory points: fractions of the reference's requested-model memory")] = "0.05,0.10,0.25,0.50",
+    policies: Annotated[str, typer.Option(help="policies of the no-latency hit ratios (comma-separated)")] = "lru,gdsf,ttl",
+    ttl_min: TtlMin = 10.0,
+    latency_policy: Annotated[str, typer.Option(help="policy of the cold-start ratio with latency")] = "lru",
+    latency_memory_fraction: Annotated[float, typer.Option(help="memory point of the cold-start ratio")] = 0.25,
+    slots: Annotated[int, typer.Option(help="inference slots of the cold-start run")] = 4,
+    seed: Annotated[int, typer.Option(help="simulator seed (tie-breaks)")] = 0,
+    scheduler: Annotated[str | None, typer.Option(
+        help="dask scheduler of the cache runs: 'local' (default), 'threads', tcp://host:port, or 'serial' (no dask)")] = None,
+    dask_workers: Workers = None,
+) -> None:
+    """Compare a workload with the trace's replay (or --reference): KS distances, quantiles, cache outcomes."""
+    from .fidelity.stage import FidelityConfig
+    from .fidelity.stage import fidelity as run
+    from .simulate.run import check_policy
+
+    try:
+        fractions = tuple(float(f) for f in _split([memory_fractions]))
+    except ValueError as error:
+        raise ManyModelsError(f"--memory-fractions takes numbers: {error}") from error
+    policy_list = tuple(_split([policies]))
+    for policy in (*policy_list, latency_policy):
+        check_policy(policy)
+    config = FidelityConfig(memory_fractions=fractions, policies=policy_list, ttl_min=ttl_min,
+                            latency_policy=latency_policy, latency_memory_fraction=latency_memory_fraction,
+                            slots=slots, seed=seed, scheduler=scheduler, dask_workers=dask_workers)
+    run(workload, out, metrics, reference=reference, db=db, config=config)
+
+
+@cli.command("fidelity-metrics")
+def fidelity_metrics(
+    fidelity_dir: Annotated[Path, typer.Option(help="directory holding one `manymodels fidelity` output per workload")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to write (every workload's entry, keyed by name)")],
+) -> None:
+    """Collect every workload's fidelity.json under FIDELITY_DIR into one metrics JSON (DVC metrics)."""
+    from .fidelity.stage import collect_metrics
+
+    collect_metrics(fidelity_dir, metrics)
 
 
 @cli.command()
