@@ -596,3 +596,18 @@ def test_an_output_directory_holding_other_files_is_not_replaced(workload, tmp_p
     code, err = cli(["simulate", "--workload", workload, "--policy", "fifo", "--memory-mb", 1000,
                      "--out", tmp_path / "sim"], capsys)  # its own earlier output is replaced
     assert code == 0 and json.loads((tmp_path / "sim" / "metrics.json").read_text())["policy"] == "fifo"
+
+
+def test_unpack_writes_whole_files_and_removes_a_killed_run_s_partial_file(tmp_path):
+    from pipeline.trace.download import unpack
+    from tests.test_download import make_archive
+
+    archive, _, _ = make_archive(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / f".{file_name(INVOCATIONS, 1)}.tmp-{dead_pid()}"
+    partial.write_text("HashOwner,Hash")  # what a killed unpack leaves: never a truncated CSV under its name
+    written = unpack(archive, out)
+    assert sorted(p.name for p in written) == sorted(p.name for p in out.iterdir())
+    assert not partial.exists()
+    assert (out / file_name(INVOCATIONS, 1)).read_bytes() == (tmp_path / "src" / file_name(INVOCATIONS, 1)).read_bytes()
