@@ -88,6 +88,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
 
     scheduler = scheduler or os.environ.get("MANYMODELS_SCHEDULER") or "local"
     check_scheduler(scheduler)
+    if workers is not None and workers < 1:
+        raise ManyModelsError(f"--workers/--dask-workers must be at least 1, got {workers}")
     _silence_task_errors()
     n_workers = workers or min(os.cpu_count() or 1, 4)
     if scheduler == "local":

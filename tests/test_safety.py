@@ -337,7 +337,9 @@ def test_bad_manifest_is_one_line(workload_copy, capsys):
     (["simulate", "--policy", "lru", "--memory-mb", 1000, "--seed", -1], "--seed must be >= 0, got -1"),
     (["sweep", "--policies", "lru", "--memory-mb", "500", "--scheduler", "foo"], "--scheduler 'foo': expected 'local', 'threads'"),
     (["sweep", "--policies", "lru", "--memory-mb", "nan"], "--memory-mb must be a positive finite number"),
-], ids=["memory nan", "memory inf", "cost foo", "ttl -1", "seed -1", "scheduler foo", "sweep memory nan"])
+    (["sweep", "--policies", "lru", "--memory-mb", "500", "--dask-workers", -2], "--dask-workers must be at least 1, got -2"),
+], ids=["memory nan", "memory inf", "cost foo", "ttl -1", "seed -1", "scheduler foo", "sweep memory nan",
+        "dask workers -2"])
 def test_bad_simulation_flags_are_one_line(workload, tmp_path, capsys, args, expected):
     code, err = cli([args[0], "--workload", workload, "--out", tmp_path / "out", *args[1:]], capsys)
     assert_one_line_error(code, err, expected)
