@@ -557,11 +557,29 @@ def test_azure_export_into_an_older_export_keeps_no_stale_day(small_synthetic_tr
 
 
 # ------------------------------------------------------------------------------ DVC, determinism
-def test_dvc_keeps_the_previous_database_when_ingest_fails():
+def test_dvc_keeps_the_previous_database_when_ingest_fails(tiny, tmp_path):
+    """`dvc repro` in a scratch repository whose ingest stage declares its database out as the
+    project's dvc.yaml does: after a failing ingest the previous database is still there."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    outs = stages["ingest"]["outs"]
-    entry = next(o for o in outs if isinstance(o, dict) and "datasets/trace.duckdb" in o)
-    assert entry["datasets/trace.duckdb"]["persist"] is True
+    out = next(o for o in stages["ingest"]["outs"] if "datasets/trace.duckdb" in (o if isinstance(o, dict) else {o: 0}))
+    declared = out["datasets/trace.duckdb"] if isinstance(out, dict) else {}
+    trace, _ = tiny
+    repo = tmp_path / "repo"
+    shutil.copytree(trace, repo / "t")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": {
+        "cmd": f"{sys.executable} -m pipeline.cli ingest --trace t --db db.duckdb --scheduler threads",
+        "deps": ["t"], "outs": [{"db.duckdb": declared} if declared else "db.duckdb"]}}}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DVC_NO_ANALYTICS="1", MANYMODELS_NO_PROGRESS="1")
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    [sys.executable, "-m", "dvc", "repro", "-q"]):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+    before = sha256_file(repo / "db.duckdb")
+    bad = repo / "t" / file_name(INVOCATIONS, 1)
+    bad.write_bytes(bad.read_bytes().replace(b"http,3,", b"http,-3,"))
+    failed = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True,
+                            check=False)
+    assert failed.returncode != 0 and "negative invocation count -3" in failed.stdout + failed.stderr
+    assert (repo / "db.duckdb").exists() and sha256_file(repo / "db.duckdb") == before
 
 
 def test_same_inputs_give_byte_identical_outputs(small_synthetic_trace, tmp_path):
