@@ -13,3 +13,15 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def portable_path(path: str | Path) -> str:
+    """`path` as written into an output: relative to the working directory (the repo, under DVC)
+    when it lies inside it, so outputs do not depend on where the checkout is; else as given."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

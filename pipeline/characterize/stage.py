@@ -26,6 +26,7 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
+from ..files import portable_path
 from ..logs import log
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from . import days as day_partials
@@ -161,7 +162,7 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
     out.mkdir(parents=True, exist_ok=True)
     tables = {
         "headline": headline, "idle_fractions": idle_days, "idle_pooled": pooled.drop("owner", "app", "function"),
-        "popularity": popularity, "apps": apps.sort("invocations", descending=True),
+        "popularity": popularity, "apps": apps.sort(["invocations", "owner", "app"], descending=[True, False, False]),  # stable row order
         "arrivals": arrivals, "run_lengths": runs, "diurnal": diurnal,
         "resources_functions": resources_functions, "resources_apps": resources_apps,
     }
@@ -175,7 +176,7 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
     metrics = {
         "source": source,
         "synthetic": source == "synthetic",
-        "db": str(db),
+        "db": portable_path(db),
         "days": n_days,
         "day_list": days,
         "functions": functions.height,
