@@ -188,7 +188,7 @@ def sweep(
     out: Annotated[Path, typer.Option(help="directory for sweep.parquet")],
     seeds: Annotated[list[str] | None, typer.Option(help="seeds (repeat or comma-separate; default 0)")] = None,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
-    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 4,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
