@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ManyModelsError
+from pipeline.files import sha256_file
 from pipeline.simulate.core import simulate
 from pipeline.simulate.run import load_workload
 from pipeline.trace.ingest import ingest
@@ -39,7 +40,8 @@ def write_workload(out: Path, t_ms, model_id, size_mb, kind: str = "synthetic", 
         "requests": np.bincount(model_id, minlength=n_models)}).write_parquet(out / "models.parquet")
     manifest = {"name": out.name, "source_trace": {"kind": kind}, "synthetic_source": kind == "synthetic",
                 "duration_ms": int(t_ms.max()) + 1 if len(t_ms) else 60_000,
-                "rows": {"requests": len(t_ms), "models": n_models}}
+                "rows": {"requests": len(t_ms), "models": n_models},
+                "checksums": {name: sha256_file(out / name) for name in ("requests.parquet", "models.parquet")}}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 

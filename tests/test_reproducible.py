@@ -33,6 +33,8 @@ def tiny_params() -> dict:
     for workload in params["workloads"].values():
         workload.update(models=12, minutes=120)
     params["simulate"].update(scheduler="threads", policies="lru,belady", memory_mb="300,1000", seeds="0")
+    if "fidelity" in params:
+        params["fidelity"].update(scheduler="threads", policies="lru", memory_fractions="0.25")
     return params
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ManyModelsError
-from ..files import portable_path
+from ..files import atomic_file, atomic_output_dir, portable_path, write_text_atomic
 from ..logs import log
 from ..trace.schema import (
     DURATION_COLUMNS,
@@ -47,6 +47,7 @@ from ..trace.schema import (
 from .layout import require_workload
 
 FORMATS = ("csv", "libcachesim", "oraclegeneral", "cremebrulee", "azure2019")
+SINGLE_FILE = {"libcachesim": "trace.csv", "oraclegeneral": "trace.oracleGeneral.bin"}  # format: default file name
 TIME_UNITS = ("s", "ms")
 BYTES_PER_MB = 1_000_000
 UINT32_LIMIT = 2**32
@@ -119,12 +120,6 @@ def _sizes_bytes(models: pl.DataFrame, fmt: str) -> pl.DataFrame:
     return sizes
 
 
-def _target(out: Path, default_name: str) -> Path:
-    target = out if out.suffix else out / default_name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
-
-
 def export(workload: Path, fmt: str, out: Path, time_unit: str = "s", worker_memory_mb: float | None = None) -> dict:
     """Export `workload` as `fmt` into `out`; return the export manifest (also written beside it).
 
@@ -136,48 +131,61 @@ def export(workload: Path, fmt: str, out: Path, time_unit: str = "s", worker_mem
         raise ManyModelsError(f"--time-unit {time_unit!r}: expected one of {', '.join(TIME_UNITS)}")
     requests, models, manifest = _load(workload)
     out = Path(out)
-    written: dict[str, int] = {}
-    extra: dict = {}
-    if fmt == "csv":
-        out.mkdir(parents=True, exist_ok=True)
-        requests.sink_csv(out / "requests.csv")
-        models.write_csv(out / "models.csv")
-        written = {"requests.csv": manifest["rows"]["requests"], "models.csv": models.height}
-    elif fmt == "libcachesim":
-        target = _target(out, "trace.csv")
-        time = pl.col("t_ms") // 1000 if time_unit == "s" else pl.col("t_ms")
-        requests.join(_sizes_bytes(models, fmt).lazy(), on="model_id", how="left", maintain_order="left").select(
-            time.alias("time"), pl.col("model_id").alias("obj_id"), "obj_size").sink_csv(target)
-        written = {target.name: manifest["rows"]["requests"]}
-        extra = {"time_unit": time_unit, "fields": {"time": 1, "obj_id": 2, "obj_size": 3}, "has_header": True}
-        out = target
-    elif fmt == "oraclegeneral":
-        target = _target(out, "trace.oracleGeneral.bin")
-        frame = requests.collect()
-        size_of = np.zeros(int(models["model_id"].max()) + 1, dtype=np.int64)
-        sizes = _sizes_bytes(models, fmt)
-        size_of[sizes["model_id"].to_numpy()] = sizes["obj_size"].to_numpy()
-        ids = frame["model_id"].to_numpy()
-        written = {target.name: write_oracle_general(target, frame["t_ms"].to_numpy() // 1000, ids, size_of[ids])}
-        extra = {"record": "<u4 time_s, <u8 obj_id, <u4 obj_size, <i8 next_access (-1: none)", "record_bytes": 24}
-        out = target
-    elif fmt == "cremebrulee":
-        written, extra = _export_cremebrulee(requests, models, manifest, out, worker_memory_mb)
-    else:
-        written = _export_azure(requests, models, manifest, out)
-    export_manifest = {"format": fmt, "source_trace": source_kind(manifest),
-                       "synthetic_source": source_kind(manifest) == "synthetic", **extra,
-                       "workload": portable_path(workload), "workload_manifest": manifest, "written": written}
-    manifest_path = (out.parent if fmt in ("libcachesim", "oraclegeneral") else out) / f"export_manifest_{fmt}.json"
-    manifest_path.write_text(json.dumps(export_manifest, indent=2) + "\n")
+    source = source_kind(manifest)
+
+    def describe(written: dict, extra: dict) -> dict:
+        return {"format": fmt, "source_trace": source, "synthetic_source": source == "synthetic", **extra,
+                "workload": portable_path(workload), "workload_manifest": manifest, "written": written}
+
+    if fmt in SINGLE_FILE:  # one file (a path with a suffix, or the default name in a directory), manifest beside it
+        out = out if out.suffix else out / SINGLE_FILE[fmt]
+        with atomic_file(out) as tmp:
+            if fmt == "libcachesim":
+                written, extra = _export_libcachesim(requests, models, manifest, tmp, out.name, time_unit)
+            else:
+                written, extra = _export_oracle_general(requests, models, tmp, out.name)
+        export_manifest = describe(written, extra)
+        write_text_atomic(out.parent / f"export_manifest_{fmt}.json", json.dumps(export_manifest, indent=2) + "\n")
+    else:  # a directory, replaced as a whole: nothing of an older export (e.g. stale day files) stays
+        with atomic_output_dir(out) as tmp:
+            if fmt == "cremebrulee":
+                written, extra = _export_cremebrulee(requests, models, manifest, tmp, worker_memory_mb)
+            else:
+                written, extra = EXPORTERS[fmt](requests, models, manifest, tmp), {}
+            export_manifest = describe(written, extra)
+            (tmp / f"export_manifest_{fmt}.json").write_text(json.dumps(export_manifest, indent=2) + "\n")
     log.info("exported %s as %s to %s (%s; %s source trace)", workload, fmt, out,
-             ", ".join(f"{k}: {v} rows" for k, v in written.items()), source_kind(manifest))
+             ", ".join(f"{k}: {v} rows" for k, v in written.items()), source)
     return export_manifest
+
+
+def _export_csv(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, out: Path) -> dict:
+    requests.sink_csv(out / "requests.csv")
+    models.write_csv(out / "models.csv")
+    return {"requests.csv": manifest["rows"]["requests"], "models.csv": models.height}
+
+
+def _export_libcachesim(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, target: Path, name: str,
+                        time_unit: str) -> tuple[dict, dict]:
+    time = pl.col("t_ms") // 1000 if time_unit == "s" else pl.col("t_ms")
+    requests.join(_sizes_bytes(models, "libcachesim").lazy(), on="model_id", how="left", maintain_order="left").select(
+        time.alias("time"), pl.col("model_id").alias("obj_id"), "obj_size").sink_csv(target)
+    return ({name: manifest["rows"]["requests"]},
+            {"time_unit": time_unit, "fields": {"time": 1, "obj_id": 2, "obj_size": 3}, "has_header": True})
+
+
+def _export_oracle_general(requests: pl.LazyFrame, models: pl.DataFrame, target: Path, name: str) -> tuple[dict, dict]:
+    frame = requests.collect()
+    sizes = _sizes_bytes(models, "oraclegeneral")
+    size_of = np.zeros(int(models["model_id"].max()) + 1 if models.height else 0, dtype=np.int64)
+    size_of[sizes["model_id"].to_numpy()] = sizes["obj_size"].to_numpy()
+    ids = frame["model_id"].to_numpy()
+    rows = write_oracle_general(target, frame["t_ms"].to_numpy() // 1000, ids, size_of[ids])
+    return {name: rows}, {"record": "<u4 time_s, <u8 obj_id, <u4 obj_size, <i8 next_access (-1: none)", "record_bytes": 24}
 
 
 def _export_cremebrulee(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, out: Path,
                         worker_memory_mb: float | None) -> tuple[dict, dict]:
-    out.mkdir(parents=True, exist_ok=True)
     names = models.select("model_id", MODEL_NAME)
     # f"{i} {t:0.5f} {name}" with t = t_ms / 1000, written exactly from the integer milliseconds
     requests.join(names.lazy(), on="model_id", how="left", maintain_order="left").select(
@@ -214,7 +222,6 @@ def _hash(prefix: str, value: int) -> str:
 
 
 def _export_azure(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
     duration_ms = manifest["duration_ms"]
     days = max(1, -(-duration_ms // (MINUTES_PER_DAY * 60_000)))
     if days > TRACE_DAYS:
@@ -256,6 +263,7 @@ def _export_azure(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, 
                   "workload": manifest.get("name"), "workload_source_trace": manifest.get("source_trace")}
         (out / SYNTHETIC_MANIFEST).write_text(json.dumps(marker, indent=2) + "\n")
         written[SYNTHETIC_MANIFEST] = 1
-    else:
-        (out / SYNTHETIC_MANIFEST).unlink(missing_ok=True)
     return written
+
+
+EXPORTERS = {"csv": _export_csv, "azure2019": _export_azure}
