@@ -166,6 +166,7 @@ def cremebrulee_read(workload_txt: Path, models_json: Path) -> tuple[list[tuple[
     reads by key (latencies in s, loaded_size in MB)."""
     requests = []
     for line in workload_txt.read_text().splitlines():
+        assert len(line.split(" ")) == 3  # it takes the model set as line.split(' ')[2]
         request_id, time_s, name = line.split()
         requests.append((int(request_id), float(time_s), name))
     info = {}
