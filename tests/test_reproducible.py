@@ -54,13 +54,26 @@ def checkout(root: Path) -> Path:
     return root
 
 
-def dvc(root: Path, *args: str) -> str:
+def start_dvc(root: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, "PYTHONPATH": str(root), "DVC_NO_ANALYTICS": "1", "MANYMODELS_NO_PROGRESS": "1"}
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], check=False, cwd=root, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"dvc {' '.join(args)} in {root}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    log = root / "dvc-command.log"  # a file, not a pipe: two runs at once never wait on a reader
+    with log.open("w") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=root, env=env, stdout=handle,
+                                   stderr=subprocess.STDOUT)
+    return process, log
+
+
+def finish(started: tuple[subprocess.Popen, Path]) -> str:
+    process, log = started
+    process.wait()
+    output = log.read_text()
+    assert process.returncode == 0, f"{' '.join(map(str, process.args))} in {log.parent}:\n{output[-4000:]}"
+    return output
+
+
+def dvc(root: Path, *args: str) -> str:
+    return finish(start_dvc(root, *args))
 
 
 def lock_hashes(root: Path) -> dict[tuple[str, str], str]:
@@ -99,7 +112,8 @@ def test_repro_in_two_directories_gives_the_same_lock(tmp_path):
     runs = [checkout(tmp_path / "first"), checkout(tmp_path / "elsewhere" / "second")]
     for root in runs:
         dvc(root, "init", "--no-scm", "-q")
-        dvc(root, "repro", "-q")
+    for process in [start_dvc(root, "repro", "-q") for root in runs]:  # both at once (2 cores)
+        finish(process)
     assert_same_outputs(runs, tmp_path)
 
     # editing one workload reruns that workload's synthesize only
