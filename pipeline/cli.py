@@ -24,8 +24,24 @@ Scheduler = Annotated[str | None, typer.Option(
 Workers = Annotated[int | None, typer.Option(help="workers for the LocalCluster (default: cores, at most 4)")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"manymodels {version('manymodels')}")
+        except PackageNotFoundError:
+            print("manymodels (not installed)")
+        raise typer.Exit()
+
+
 @cli.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging; tracebacks of unexpected errors")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging; tracebacks of unexpected errors",
+                                          metavar="")] = False,
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
+                                               help="print the version and exit")] = False,
+) -> None:
     _state["verbose"] = verbose
     configure(verbose)
 
@@ -61,7 +77,7 @@ def ingest(
     db: Annotated[Path, typer.Option(help="DuckDB file to write")] = Path("datasets/trace.duckdb"),
     scheduler: Scheduler = None,
     workers: Workers = None,
-    force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write an ingest summary JSON (per-day conservation) here")] = None,
 ) -> None:
     """Ingest every day found in TRACE into one DuckDB file (atomic, idempotent, conserving counts)."""
@@ -127,13 +143,16 @@ def synthesize(
 @cli.command()
 def export(
     workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
-    format: Annotated[str, typer.Option("--format", help="csv | libcachesim | cremebrulee | azure2019")],
-    out: Annotated[Path, typer.Option(help="output directory (libcachesim: a .csv path or a directory)")],
+    format: Annotated[str, typer.Option("--format", help="csv | libcachesim | oraclegeneral | cremebrulee | azure2019")],
+    out: Annotated[Path, typer.Option(help="output directory (libcachesim, oraclegeneral: a file path or a directory)")],
+    time_unit: Annotated[str, typer.Option(help="libcachesim CSV time column: s (libCacheSim's unit) | ms")] = "s",
+    worker_memory_mb: Annotated[float | None, typer.Option(
+        help="cremebrulee: warn about models larger than this worker memory (its simulator crashes on them)")] = None,
 ) -> None:
-    """Export a workload for other tools (libCacheSim, CremeBrulee, Azure-2019 replayers, CSV)."""
+    """Export a workload for other tools (libCacheSim CSV and oracleGeneral, CremeBrulee, Azure-2019 replayers, CSV)."""
     from .workload.export import export as run
 
-    run(workload, format, out)
+    run(workload, format, out, time_unit=time_unit, worker_memory_mb=worker_memory_mb)
 
 
 def _policy_params(ttl_min: float, alpha: float, beta: float, cost: str) -> dict:
@@ -154,10 +173,10 @@ def simulate(
     memory_mb: Annotated[float, typer.Option(help="memory per server, MB")],
     out: Annotated[Path, typer.Option(help="directory for metrics.json, metrics.parquet, memory.parquet")],
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
-    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 4,
     seed: Annotated[int, typer.Option(help="seed for tie-breaks and the random policy")] = 0,
-    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero (pure object cache)")] = False,
-    records: Annotated[bool, typer.Option(help="also write per-request records")] = False,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero (pure object cache)", metavar="")] = False,
+    records: Annotated[bool, typer.Option(help="also write per-request records", metavar="")] = False,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
 ) -> None:
     """Simulate one model cache on a workload."""
@@ -180,14 +199,15 @@ def sweep(
     out: Annotated[Path, typer.Option(help="directory for sweep.parquet")],
     seeds: Annotated[list[str] | None, typer.Option(help="seeds (repeat or comma-separate; default 0)")] = None,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
-    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
-    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero")] = False,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 4,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
 ) -> None:
     """Sweep policies x memory sizes x seeds on dask.distributed; one tidy table sweep.parquet."""
+    from .files import portable_path
     from .simulate.run import sweep as run
     from .simulate.run import sweep_headline
 
@@ -200,7 +220,7 @@ def sweep(
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
                 scheduler=scheduler, dask_workers=dask_workers)
     if metrics is not None:
-        _write_json(metrics, {"workload": str(workload), "runs": table.height,
+        _write_json(metrics, {"workload": portable_path(workload), "runs": table.height,
                               "source_trace": table["source_trace"][0],
                               "best_online_by_memory_mb": sweep_headline(table),
                               "best_including_offline_by_memory_mb": sweep_headline(table, online_only=False)})

@@ -39,6 +39,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def portable_path(path: str | Path) -> str:
+    """`path` as written into an output: relative to the working directory (the repo, under DVC)
+    when it lies inside it, so outputs do not depend on where the checkout is; else as given."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def fault_point(name: str) -> None:
     """Test hook: signal this process here when MANYMODELS_FAULT_AT names this point (fault-injection
     tests). MANYMODELS_FAULT_SIGNAL is SIGKILL (default), SIGINT or SIGTERM; `group:SIGINT` signals the

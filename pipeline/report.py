@@ -109,8 +109,27 @@ def render(notebook: Path, html: Path, parameters: dict, executed_dir: Path) -> 
             raise ManyModelsError(
                 f"{notebook}: cell {error.exec_count} failed: {error.ename}: {error.evalue} "
                 f"(the executed copy with the full error is {executed}; {html} left as it was)") from error
+    node = _without_run_times(nbformat.read(executed, as_version=4))
+    write_text_atomic(executed, nbformat.writes(node) + "\n", lock=False)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    body, _ = exporter.from_notebook_node(node)
     write_text_atomic(html, body)
     log.info("wrote %s (executed copy %s)", html, executed)
     return html
+
+
+RUN_TIME_KEYS = ("start_time", "end_time", "duration")
+
+
+def _without_run_times(node):
+    """The executed notebook without what changes from run to run (papermill and kernel timestamps,
+    the random id of the injected-parameters cell), so the same inputs give the same bytes."""
+    for key in RUN_TIME_KEYS:
+        node.metadata.get("papermill", {}).pop(key, None)
+    for cell in node.cells:
+        cell.metadata.pop("execution", None)
+        for key in RUN_TIME_KEYS:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+    return node

@@ -63,7 +63,17 @@ def download(out: Path, urls: list[str] | None = None, timeout_s: float = 30.0,
              size: int = ARCHIVE_BYTES, sha256: str = ARCHIVE_SHA256) -> Path:
     """Download (first URL that works), verify and unpack the archive into `out`; return `out`."""
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_into(out, urls, timeout_s, size, sha256)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a failed download leaves no empty directory behind
+        raise
+
+
+def _download_into(out: Path, urls: list[str] | None, timeout_s: float, size: int, sha256: str) -> Path:
     archive = out / "azurefunctions-dataset2019.tar.xz"
     if not (archive.exists() and archive.stat().st_size == size):
         partial = archive.with_suffix(".part")
