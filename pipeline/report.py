@@ -50,8 +50,8 @@ def mark_source(fig, source: str | None) -> None:
         return
     fig.text(0.5, 0.5, "SYNTHETIC", transform=fig.transFigure, fontsize=64, color="grey", alpha=0.13,
              ha="center", va="center", rotation=25, zorder=1000)
-    fig.text(0.5, 1.0, "SYNTHETIC trace (manymodels synth-trace), not real data", transform=fig.transFigure,
-             fontsize=10, color="crimson", ha="center", va="bottom", fontweight="bold")
+    fig.text(0.5, 0.0, "SYNTHETIC trace (manymodels synth-trace), not real data", transform=fig.transFigure,
+             fontsize=10, color="crimson", ha="center", va="top", fontweight="bold")
     fig._manymodels_marked = True
 
 
