@@ -117,7 +117,7 @@ def test_simulation_report(stage_outputs, tmp_path):
         verdict = f"<strong>{row['winner']}</strong>" if row["meaningful"] else "no meaningful winner"
         cells = table_row(html, f"{row['memory_mb']:,.0f} MB ({100 * row['memory_mb'] / requested:.0f}%)")
         assert cells[:5] == [verdict, row["best_policy"], f"{row['best_hit_ratio']:.4f}", row["runner_up_policy"],
-                             f"{row['margin']:.4f}"], row
+                             f"{row['margin']:.2g}"], row
         assert cells[7] == "n/a"  # this sweep has no `overloaded` column
     assert f"No meaningful winner at {winners.filter(~pl.col('meaningful')).height} of {winners.height} memory sizes" in html
     assert "does not report which runs are overloaded" in html
@@ -145,3 +145,19 @@ def test_simulation_report_marks_overloaded_runs(stage_outputs, tmp_path):
     for text in overloaded:
         assert f"<td>{text}</td>" in html
     assert "does not report which runs are overloaded" not in html and "was not swept" not in html
+
+
+def test_notebook_finds_the_repo_root_when_the_kernel_starts_in_notebooks(stage_outputs, tmp_path):
+    """`jupyter lab notebooks/`: the kernel's cwd is notebooks/, the default paths are relative to the root."""
+    import papermill
+
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pipeline").mkdir()
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copytree(stage_outputs / "characterization", root / "datasets" / "characterization")
+    shutil.copytree(stage_outputs / "metrics", root / "reports" / "metrics")
+    papermill.execute_notebook(str(NOTEBOOKS / "characterization.ipynb"), str(tmp_path / "out.ipynb"),
+                               kernel_name="python3", progress_bar=False, cwd=str(root / "notebooks"))
+    assert (root / "reports" / "figures" / "characterization" / "idle_half_share_by_resolution.png").exists()
+    assert not (root / "notebooks" / "reports").exists()
