@@ -12,6 +12,8 @@ import typer
 from .errors import ManyModelsError
 from .logs import configure
 
+_state = {"verbose": False}
+
 cli = typer.Typer(
     name="manymodels", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Characterize serverless traces, synthesize edge inference workloads, simulate model caches.",
@@ -23,7 +25,8 @@ Workers = Annotated[int | None, typer.Option(help="workers for the LocalCluster 
 
 
 @cli.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging; tracebacks of unexpected errors")] = False) -> None:
+    _state["verbose"] = verbose
     configure(verbose)
 
 
@@ -207,6 +210,53 @@ def sweep(
 
 
 @cli.command()
+def fidelity(
+    workload: Annotated[Path, typer.Option(help="candidate workload directory written by synthesize")],
+    out: Annotated[Path, typer.Option(help="directory for the fidelity tables (and the reference replay)")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to merge this workload's entry into (keyed by name)")],
+    reference: Annotated[Path | None, typer.Option(help="reference workload (default: the replay of the source trace)")] = None,
+    db: Annotated[Path | None, typer.Option(help="trace database (to build the reference replay)")] = Path("datasets/trace.duckdb"),
+    memory_fractions: Annotated[str, typer.Option(help="memory points: fractions of the reference's requested-model memory")] = "0.05,0.10,0.25,0.50",
+    policies: Annotated[str, typer.Option(help="policies of the no-latency hit ratios (comma-separated)")] = "lru,gdsf,ttl",
+    ttl_min: TtlMin = 10.0,
+    latency_policy: Annotated[str, typer.Option(help="policy of the cold-start ratio with latency")] = "lru",
+    latency_memory_fraction: Annotated[float, typer.Option(help="memory point of the cold-start ratio")] = 0.25,
+    slots: Annotated[int, typer.Option(help="inference slots of the cold-start run")] = 4,
+    seed: Annotated[int, typer.Option(help="simulator seed (tie-breaks)")] = 0,
+    scheduler: Annotated[str | None, typer.Option(
+        help="dask scheduler of the cache runs: 'local' (default), 'threads', tcp://host:port, or 'serial' (no dask)")] = None,
+    dask_workers: Workers = None,
+) -> None:
+    """Compare a workload with the trace's replay (or --reference): KS distances, quantiles, cache outcomes."""
+    from .fidelity.stage import FidelityConfig
+    from .fidelity.stage import fidelity as run
+    from .simulate.run import check_policy
+
+    try:
+        fractions = tuple(float(f) for f in _split([memory_fractions]))
+    except ValueError as error:
+        raise ManyModelsError(f"--memory-fractions takes numbers: {error}") from error
+    policy_list = tuple(_split([policies]))
+    for policy in (*policy_list, latency_policy):
+        check_policy(policy)
+    config = FidelityConfig(memory_fractions=fractions, policies=policy_list, ttl_min=ttl_min,
+                            latency_policy=latency_policy, latency_memory_fraction=latency_memory_fraction,
+                            slots=slots, seed=seed, scheduler=scheduler, dask_workers=dask_workers)
+    run(workload, out, metrics, reference=reference, db=db, config=config)
+
+
+@cli.command("fidelity-metrics")
+def fidelity_metrics(
+    fidelity_dir: Annotated[Path, typer.Option(help="directory holding one `manymodels fidelity` output per workload")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to write (every workload's entry, keyed by name)")],
+) -> None:
+    """Collect every workload's fidelity.json under FIDELITY_DIR into one metrics JSON (DVC metrics)."""
+    from .fidelity.stage import collect_metrics
+
+    collect_metrics(fidelity_dir, metrics)
+
+
+@cli.command()
 def report(
     notebook: Annotated[Path, typer.Option(help="parameterized notebook under notebooks/")],
     html: Annotated[Path, typer.Option(help="HTML report to write (code hidden, figures embedded)")],
@@ -226,27 +276,61 @@ def report(
 
 
 def app() -> None:
-    """Console entry point: bad input becomes one line on stderr and exit status 2."""
+    """Console entry point: bad input becomes one line on stderr and exit status 2; Ctrl-C exit 130.
+
+    No input prints a Python traceback: an error nobody anticipated is still one line (with its
+    type), and `--verbose` adds the traceback for a bug report."""
     import duckdb
     import polars.exceptions
 
     try:
         cli()
     except ManyModelsError as error:
-        print(f"manymodels: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(error))
+    except KeyboardInterrupt:  # typer turns Ctrl-C inside a command into exit 130 itself
+        _interrupted()
+    except SystemExit as exit_:
+        if exit_.code == 130:
+            _interrupted()
+        raise
     except (OSError, duckdb.Error, polars.exceptions.PolarsError) as error:
         # input the checks above did not anticipate (unreadable file, foreign database): still one line
-        message = " ".join(str(error).split())
-        print(f"manymodels: error: {type(error).__name__}: {message}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"{type(error).__name__}: {error}", error)
+    except MemoryError as error:
+        _fail("out of memory (try smaller inputs or fewer workers)", error)
+    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
+        _fail(f"unexpected {type(error).__name__}: {error} (run with --verbose for the traceback)", error)
+
+
+def _fail(message: str, error: BaseException | None = None) -> None:
+    if error is not None and _state["verbose"]:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    _quiet_dask()
+    print(f"manymodels: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _interrupted() -> None:
+    _quiet_dask()
+    print("manymodels: interrupted (outputs left as they were)", file=sys.stderr)
+    sys.exit(130)
+
+
+def _quiet_dask() -> None:
+    """dask logs its own shutdown complaints (closed comms, cancelled tasks) after an error: drop them."""
+    import logging
+
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _write_json(path: Path, data: object) -> None:
+    from .files import write_text_atomic
     from .logs import log
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
     log.info("wrote %s", path)
 
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import ManyModelsError
+from .files import write_text_atomic
 from .logs import log
 
 NOTEBOOKS = ("characterization", "workload", "simulation")
@@ -102,12 +103,16 @@ def render(notebook: Path, html: Path, parameters: dict, executed_dir: Path) -> 
     with tempfile.TemporaryDirectory(prefix="manymodels-kernel-") as sockets:
         # IPC sockets in a private directory instead of TCP on localhost: nothing listens on the network,
         # and ipykernel has no reason to warn that the connection is unencrypted
-        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
-                                   progress_bar=False, cwd=str(Path.cwd()),
-                                   kernel_manager_class=_ipc_kernel_manager(Path(sockets) / "kernel"))
+        try:
+            papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
+                                       progress_bar=False, cwd=str(Path.cwd()),
+                                       kernel_manager_class=_ipc_kernel_manager(Path(sockets) / "kernel"))
+        except papermill.PapermillExecutionError as error:
+            raise ManyModelsError(
+                f"{notebook}: cell {error.exec_count} failed: {error.ename}: {error.evalue} "
+                f"(the executed copy with the full error is {executed}; {html} left as it was)") from error
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(body)
+    write_text_atomic(html, body)
     log.info("wrote %s (executed copy %s)", html, executed)
     return html

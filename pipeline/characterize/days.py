@@ -76,17 +76,26 @@ def day_partial(day: int, db: str, resolutions_min: tuple[int, ...] = (1, 5, 10,
             "bins": active_bins, "app_stats": app_stats}
 
 
-def _gap_totals(stats: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per key, the day rows' gap sums plus the gaps that cross midnight (boundary_gap)."""
+def _gap_totals(stats: pl.DataFrame, key: str, days: list[int] | None = None) -> pl.DataFrame:
+    """Per key, the day rows with the gap that crosses to the key's next present day (boundary_gap).
+
+    Minutes are on the trace's calendar (day d starts at minute (d - 1) x 1440), so with a gap in
+    the days (d01, d03) d03 starts at minute 2,880. A gap between two active minutes that spans a
+    day missing from the trace (`days`) is censored like the window's edges: nobody saw that day."""
     t_first = (pl.col("day") - 1) * MINUTES_PER_DAY + pl.col("first_minute")
     t_last = (pl.col("day") - 1) * MINUTES_PER_DAY + pl.col("last_minute")
-    return stats.sort(key, "day").with_columns(
-        (t_first.shift(-1).over(key) - t_last).cast(pl.Int64).alias("boundary_gap"))
+    gap = (t_first.shift(-1).over(key) - t_last).cast(pl.Int64)
+    if days:
+        # calendar days missing before each trace day; a change between two days means a missing day between
+        missing_before = {d: d - min(days) - i for i, d in enumerate(sorted(days))}
+        missing = pl.col("day").replace_strict(missing_before, return_dtype=pl.Int64)
+        gap = pl.when(missing.shift(-1).over(key) == missing).then(gap)
+    return stats.sort(key, "day").with_columns(gap.alias("boundary_gap"))
 
 
-def combine(partials: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
-    """Merge per-day partials into whole-window results (exactly)."""
-    stats = _gap_totals(pl.concat([p["stats"] for p in partials]), "function_id")
+def combine(partials: list[dict[str, pl.DataFrame]], days: list[int] | None = None) -> dict[str, pl.DataFrame]:
+    """Merge per-day partials into whole-window results (exactly); `days` as in `_gap_totals`."""
+    stats = _gap_totals(pl.concat([p["stats"] for p in partials]), "function_id", days)
     per_function = stats.group_by("function_id").agg(
         (pl.col("gaps").sum() + pl.col("boundary_gap").is_not_null().sum()).alias("gaps"),
         (pl.col("gap_sum").sum() + pl.col("boundary_gap").sum()).alias("gap_sum"),
@@ -113,7 +122,7 @@ def combine(partials: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
         merged.group_by("length_min").agg(pl.len().cast(pl.Int64).alias("periods")),
     ]).group_by("length_min").agg(pl.col("periods").sum()).sort("length_min")
     diurnal = pl.concat([p["diurnal"] for p in partials]).sort("day", "minute")
-    app_stats = _gap_totals(pl.concat([p["app_stats"] for p in partials]), "app_id")
+    app_stats = _gap_totals(pl.concat([p["app_stats"] for p in partials]), "app_id", days)
     per_app = app_stats.group_by("app_id").agg(
         (pl.col("gaps").sum() + pl.col("boundary_gap").is_not_null().sum()).alias("gaps"),
         (pl.col("gap_sum").sum() + pl.col("boundary_gap").sum()).alias("gap_sum"),

@@ -31,6 +31,7 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
+from ..files import atomic_output_dir, write_text_atomic
 from ..logs import log
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from . import days as day_partials
@@ -99,11 +100,11 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
              function_days.height, days)
 
     if headline_day not in days:
-        raise ManyModelsError(f"--headline-day {headline_day}: the trace has days {days}")
+        raise ManyModelsError(f"--headline-day {headline_day}: {db} holds days {', '.join(map(str, days))}")
     partials = map_on_cluster(day_partials.day_partial, days, "characterize days", scheduler=scheduler,
                               workers=workers, db=str(db), resolutions_min=resolutions_min,
                               keep_alive_min=int(keep_alive_min))
-    combined = day_partials.combine([day_partials.normalized(p) for p in partials])
+    combined = day_partials.combine([day_partials.normalized(p) for p in partials], days)
 
     # --- idle fractions and the headline -------------------------------------------------------
     idle_days = function_days.with_columns(
@@ -196,7 +197,6 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         return row["share"][0] if row.height else None
 
     # --- write --------------------------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
     tables = {
         "headline": headline, "idle_fractions": idle_days_all, "idle_pooled": idle_pooled,
         "idle_resolution": idle_resolution,
@@ -207,9 +207,6 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         "daily_invocations_reference": daily_reference, "app_iat": app_iat, "app_iat_reference": app_iat_reference,
         "resource_percentiles": resource_quantiles, "hourly": hourly,
     }
-    for name, table in tables.items():
-        table.write_parquet(out / f"{name}.parquet")
-    log.info("wrote %d tables to %s", len(tables), out)
 
     iat = arrivals["iat_cv"].drop_nulls()
     app_cv = app_iat["iat_cv"].drop_nulls()
@@ -293,16 +290,16 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
             "spearman_app_invocations_vs_memory": spearman(resources_apps, "invocations", "avg_memory_mb"),
         },
     }
-    (out / "summary.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
-    metrics_path = Path(metrics_path)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(flat_metrics(metrics), indent=2, default=float) + "\n")
+    fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
+    with atomic_output_dir(out) as tmp:  # the previous tables stay until every new one is written
+        for name, table in tables.items():
+            table.write_parquet(tmp / f"{name}.parquet")
+        (tmp / "summary.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        (tmp / "fitted_params.json").write_text(json.dumps(fitted, indent=2) + "\n")
+    log.info("wrote %d tables, summary.json and fitted_params.json to %s", len(tables), out)
+    write_text_atomic(Path(metrics_path), json.dumps(flat_metrics(metrics), indent=2, default=float) + "\n")
     log.info("wrote %s: idle_half_share_d01=%s pooled=%s (%s trace)", metrics_path,
              _pct(metrics["idle_half_share_d01"]), _pct(metrics["idle_half_share_pooled"]), source)
-
-    fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
-    (out / "fitted_params.json").write_text(json.dumps(fitted, indent=2) + "\n")
-    log.info("wrote %s", out / "fitted_params.json")
     return metrics
 
 
