@@ -12,6 +12,8 @@ import typer
 from .errors import ManyModelsError
 from .logs import configure
 
+_state = {"verbose": False}
+
 cli = typer.Typer(
     name="manymodels", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Characterize serverless traces, synthesize edge inference workloads, simulate model caches.",
@@ -23,7 +25,8 @@ Workers = Annotated[int | None, typer.Option(help="workers for the LocalCluster 
 
 
 @cli.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging; tracebacks of unexpected errors")] = False) -> None:
+    _state["verbose"] = verbose
     configure(verbose)
 
 
@@ -76,13 +79,20 @@ def characterize(
     out: Annotated[Path, typer.Option(help="directory for the Parquet tables and fitted_params.json")] = Path("datasets/characterization"),
     metrics: Annotated[Path, typer.Option(help="metrics JSON (DVC metrics)")] = Path("reports/metrics/characterization.json"),
     headline_day: Annotated[int, typer.Option(help="the day of the headline figure (the paper's is d01)")] = 1,
+    resolutions_min: Annotated[str, typer.Option(help="bin widths (minutes, dividing 1440) of the multi-resolution headline")] = "1,5,10,60",
+    keep_alive_min: Annotated[int, typer.Option(help="keep-alive (minutes) of the residency headline")] = 10,
     scheduler: Scheduler = None,
     workers: Workers = None,
 ) -> None:
     """Idle-time headline, popularity and heavy-tail fits, arrivals, idle periods, resources."""
     from .characterize.stage import characterize as run
 
-    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day)
+    try:
+        resolutions = [int(k) for k in _split([resolutions_min])]
+    except ValueError as error:
+        raise ManyModelsError(f"--resolutions-min takes whole minutes: {error}") from error
+    run(db, out, metrics, scheduler=scheduler, workers=workers, headline_day=headline_day,
+        resolutions_min=resolutions, keep_alive_min=keep_alive_min)
 
 
 @cli.command()
@@ -263,27 +273,61 @@ def report(
 
 
 def app() -> None:
-    """Console entry point: bad input becomes one line on stderr and exit status 2."""
+    """Console entry point: bad input becomes one line on stderr and exit status 2; Ctrl-C exit 130.
+
+    No input prints a Python traceback: an error nobody anticipated is still one line (with its
+    type), and `--verbose` adds the traceback for a bug report."""
     import duckdb
     import polars.exceptions
 
     try:
         cli()
     except ManyModelsError as error:
-        print(f"manymodels: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(error))
+    except KeyboardInterrupt:  # typer turns Ctrl-C inside a command into exit 130 itself
+        _interrupted()
+    except SystemExit as exit_:
+        if exit_.code == 130:
+            _interrupted()
+        raise
     except (OSError, duckdb.Error, polars.exceptions.PolarsError) as error:
         # input the checks above did not anticipate (unreadable file, foreign database): still one line
-        message = " ".join(str(error).split())
-        print(f"manymodels: error: {type(error).__name__}: {message}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"{type(error).__name__}: {error}", error)
+    except MemoryError as error:
+        _fail("out of memory (try smaller inputs or fewer workers)", error)
+    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
+        _fail(f"unexpected {type(error).__name__}: {error} (run with --verbose for the traceback)", error)
+
+
+def _fail(message: str, error: BaseException | None = None) -> None:
+    if error is not None and _state["verbose"]:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    _quiet_dask()
+    print(f"manymodels: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _interrupted() -> None:
+    _quiet_dask()
+    print("manymodels: interrupted (outputs left as they were)", file=sys.stderr)
+    sys.exit(130)
+
+
+def _quiet_dask() -> None:
+    """dask logs its own shutdown complaints (closed comms, cancelled tasks) after an error: drop them."""
+    import logging
+
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _write_json(path: Path, data: object) -> None:
+    from .files import write_text_atomic
     from .logs import log
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
     log.info("wrote %s", path)
 
 

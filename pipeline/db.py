@@ -10,15 +10,25 @@ import polars as pl
 
 from .errors import ManyModelsError
 
+TRACE_TABLES = ("trace_meta", "functions", "function_days", "invocations", "durations", "memory")
+
 
 def connect_read_only(db: Path) -> duckdb.DuckDBPyConnection:
     db = Path(db)
     if not db.exists():
         raise ManyModelsError(f"{db}: database not found (run `manymodels ingest` first)")
     try:
-        return duckdb.connect(str(db), read_only=True)
+        con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error as error:
-        raise ManyModelsError(f"{db}: not a readable DuckDB database ({error})") from error
+        message = " ".join(str(error).split())
+        raise ManyModelsError(f"{db}: not a readable DuckDB database ({message})") from error
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    missing = [t for t in TRACE_TABLES if t not in tables]
+    if missing:
+        con.close()
+        raise ManyModelsError(f"{db}: not a trace database written by `manymodels ingest` "
+                              f"(no table {', '.join(missing)})")
+    return con
 
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pl.DataFrame:

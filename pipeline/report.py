@@ -6,9 +6,11 @@ and Parquet tables. Helpers here are what the notebooks share (figure saving, so
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from .errors import ManyModelsError
+from .files import write_text_atomic
 from .logs import log
 
 NOTEBOOKS = ("characterization", "workload", "simulation")
@@ -21,8 +23,43 @@ def source_label(source: str | None) -> str:
     return f"Source trace: {source or 'unknown'} (real trace files)"
 
 
-def save_figure(fig, figures_dir: str | Path, name: str) -> Path:
-    """Write a figure as PNG under reports/figures/ (it is also embedded in the HTML)."""
+def repo_root(start: str | Path | None = None) -> Path | None:
+    """The nearest directory at or above `start` (default: cwd) that holds dvc.yaml, if any.
+
+    The notebooks chdir there so that their default paths (relative to the repo root) work when
+    a kernel starts in notebooks/ (`jupyter lab notebooks/`)."""
+    here = Path(start or Path.cwd()).resolve()
+    return next((p for p in (here, *here.parents) if (p / "dvc.yaml").exists() and (p / "pipeline").is_dir()), None)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for prose: integers with thousands separators, floats to `digits` significant digits."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, int) or float(value).is_integer() or abs(value) >= 10 ** digits:
+        return f"{round(value):,}"
+    return f"{float(value):.{digits}g}"
+
+
+def pct(value: float | None, decimals: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{decimals}f}%"
+
+
+def mark_source(fig, source: str | None) -> None:
+    """Say in the figure itself when its data come from the synthetic trace (a PNG travels alone)."""
+    if source != "synthetic" or getattr(fig, "_manymodels_marked", False):
+        return
+    fig.text(0.5, 0.5, "SYNTHETIC", transform=fig.transFigure, fontsize=64, color="grey", alpha=0.13,
+             ha="center", va="center", rotation=25, zorder=1000)
+    fig.text(0.5, 1.0, "SYNTHETIC trace (manymodels synth-trace), not real data", transform=fig.transFigure,
+             fontsize=10, color="crimson", ha="center", va="bottom", fontweight="bold")
+    fig._manymodels_marked = True
+
+
+def save_figure(fig, figures_dir: str | Path, name: str, source: str | None = None) -> Path:
+    """Write a figure as PNG under reports/figures/ (it is also embedded in the HTML); marked SYNTHETIC
+    in the image when `source` is 'synthetic'."""
+    mark_source(fig, source)
     path = Path(figures_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -37,6 +74,18 @@ def write_plot_csv(frame, plots_dir: str | Path, name: str) -> Path:
     return path
 
 
+def _ipc_kernel_manager(prefix: Path):
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", str(prefix))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def render(notebook: Path, html: Path, parameters: dict, executed_dir: Path) -> Path:
     """Execute `notebook` with papermill into `executed_dir`, then render HTML with the code hidden."""
     import nbformat
@@ -49,11 +98,19 @@ def render(notebook: Path, html: Path, parameters: dict, executed_dir: Path) -> 
     executed_dir.mkdir(parents=True, exist_ok=True)
     executed = executed_dir / notebook.name
     log.info("executing %s with %s", notebook, json.dumps(parameters))
-    papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
-                               progress_bar=False, cwd=str(Path.cwd()))
+    with tempfile.TemporaryDirectory(prefix="manymodels-kernel-") as sockets:
+        # IPC sockets in a private directory instead of TCP on localhost: nothing listens on the network,
+        # and ipykernel has no reason to warn that the connection is unencrypted
+        try:
+            papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
+                                       progress_bar=False, cwd=str(Path.cwd()),
+                                       kernel_manager_class=_ipc_kernel_manager(Path(sockets) / "kernel"))
+        except papermill.PapermillExecutionError as error:
+            raise ManyModelsError(
+                f"{notebook}: cell {error.exec_count} failed: {error.ename}: {error.evalue} "
+                f"(the executed copy with the full error is {executed}; {html} left as it was)") from error
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(body)
+    write_text_atomic(html, body)
     log.info("wrote %s (executed copy %s)", html, executed)
     return html

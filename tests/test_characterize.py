@@ -190,3 +190,172 @@ def test_results_do_not_depend_on_the_dask_engine(small_synthetic_trace, tmp_pat
     for name in ("arrivals", "run_lengths", "popularity", "diurnal"):
         a, b = pl.read_parquet(tmp_path / "t" / f"{name}.parquet"), pl.read_parquet(tmp_path / "l" / f"{name}.parquet")
         assert a.equals(b), name
+
+
+def raw_keys(trace: Path) -> dict[tuple, str]:
+    """Each function's trigger on the first day it appears (the functions table's rule)."""
+    triggers: dict[tuple, str] = {}
+    for path in sorted(trace.glob(f"{INVOCATIONS}.anon.d*.csv")):
+        with path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for row in reader:
+                triggers.setdefault(tuple(row[:3]), row[3])
+    return triggers
+
+
+def test_idle_at_coarser_resolutions_matches_numpy(characterized):
+    trace, out, metrics = characterized
+    timeline, per_day, days = raw_timelines(trace)
+    table = pl.read_parquet(out / "idle_resolution.parquet").filter(pl.col("trigger") == "all")
+
+    def share(scope, population, k):
+        return table.filter((pl.col("scope") == scope) & (pl.col("population") == population)
+                            & (pl.col("measure") == "idle_bins") & (pl.col("resolution_min") == k))["share"][0]
+
+    for k in (1, 5, 10, 60):
+        for day in days:
+            counts = np.array(list(per_day[day].values()))
+            binned = counts.reshape(len(counts), 1440 // k, k).sum(axis=2)
+            idle = (binned == 0).mean(axis=1)
+            fired = counts.sum(axis=1) > 0
+            assert share(f"d{day:02d}", "all", k) == pytest.approx(np.mean(idle > 0.5))
+            assert share(f"d{day:02d}", "active", k) == pytest.approx(np.mean(idle[fired] > 0.5))
+        whole = np.array(list(timeline.values()))
+        binned = whole.reshape(len(whole), -1, k).sum(axis=2)
+        idle = (binned == 0).mean(axis=1)
+        fired = whole.sum(axis=1) > 0
+        assert share("pooled", "all", k) == pytest.approx(np.mean(idle > 0.5))
+        assert share("pooled", "active", k) == pytest.approx(np.mean(idle[fired] > 0.5))
+        if k > 1:
+            assert metrics["idle_half_share_by_resolution"]["d01_all"][f"{k}min"] == share("d01", "all", k)
+    assert share("d01", "all", 1) == metrics["idle_half_share_d01"]  # k = 1 is the paper's definition
+    assert share("pooled", "active", 1) == metrics["idle_half_share_pooled_active"]
+
+
+def resident(active: np.ndarray, keep_alive: int) -> np.ndarray:
+    """Minute m is resident if some minute in m - keep_alive .. m is active (plain numpy)."""
+    padded = np.concatenate([np.zeros(keep_alive, dtype=bool), active])
+    return np.array([padded[m:m + keep_alive + 1].any() for m in range(len(active))])
+
+
+def test_keep_alive_residency_matches_numpy(characterized):
+    trace, out, metrics = characterized
+    timeline, per_day, days = raw_timelines(trace)
+    keys = sorted(timeline)
+    ids = {key: i for i, key in enumerate(keys, start=1)}
+    k = metrics["keep_alive_min"]
+    whole = {key: resident(timeline[key] > 0, k) for key in keys}
+    pooled = pl.read_parquet(out / "idle_pooled.parquet").sort("function_id")
+    assert pooled["resident_fraction_pooled"].to_list() == pytest.approx([whole[key].mean() for key in keys])
+    per_day_table = pl.read_parquet(out / "idle_fractions.parquet")
+    for day in days:
+        got = dict(per_day_table.filter(pl.col("day") == day).select("function_id", "resident_fraction").iter_rows())
+        # on day d, minutes carried over from d-1's last invocations count (the whole timeline, cut at the day)
+        expected = {ids[key]: whole[key][(day - days[0]) * 1440:(day - days[0] + 1) * 1440].mean() for key in per_day[day]}
+        assert got.keys() == expected.keys()
+        assert [got[i] for i in sorted(got)] == pytest.approx([expected[i] for i in sorted(got)])
+    d01 = np.array([expected_value < 0.5 for expected_value in
+                    [whole[key][:1440].mean() for key in per_day[days[0]]]])
+    assert metrics["resident_under_half_share"]["d01_all"] == pytest.approx(d01.mean())
+
+
+def test_zero_keep_alive_is_the_active_fraction(small_synthetic_trace, tmp_path):
+    _, db = small_synthetic_trace
+    characterize(db, tmp_path / "o", tmp_path / "m.json", keep_alive_min=0)
+    days = pl.read_parquet(tmp_path / "o" / "idle_fractions.parquet")
+    assert np.allclose(days["resident_fraction"].to_numpy(), 1.0 - days["idle_fraction"].to_numpy())
+
+
+def test_published_comparison_tables_match_numpy(characterized):
+    trace, out, metrics = characterized
+    timeline, _, days = raw_timelines(trace)
+    triggers = raw_keys(trace)
+    totals = {key: int(c.sum()) for key, c in timeline.items()}
+    apps: dict[tuple, list] = {}
+    for key in timeline:
+        apps.setdefault(key[:2], []).append(key)
+    # functions per app and invocations by app size
+    fpa = pl.read_parquet(out / "functions_per_app.parquet")
+    sizes = np.array([len(v) for v in apps.values()])
+    app_totals = np.array([sum(totals[k] for k in v) for v in apps.values()])
+    for row in fpa.iter_rows(named=True):
+        assert row["apps"] == np.sum(sizes == row["functions"])
+        assert row["invocation_share"] == pytest.approx(app_totals[sizes == row["functions"]].sum() / app_totals.sum())
+    assert metrics["apps_and_triggers"]["apps_one_function_share"] == pytest.approx(np.mean(sizes == 1))
+    assert metrics["apps_and_triggers"]["invocations_from_apps_at_most_3_functions_share"] == pytest.approx(
+        app_totals[sizes <= 3].sum() / app_totals.sum())
+    # trigger shares of functions and invocations
+    shares = {r["trigger"]: r for r in pl.read_parquet(out / "triggers.parquet").iter_rows(named=True)}
+    for trigger in set(triggers.values()):
+        members = [k for k, t in triggers.items() if t == trigger]
+        assert shares[trigger]["function_share"] == pytest.approx(len(members) / len(triggers))
+        assert shares[trigger]["invocation_share"] == pytest.approx(sum(totals[k] for k in members) / sum(totals.values()))
+    # average daily invocations (functions and apps with at least one invocation) and the reference points
+    daily = pl.read_parquet(out / "daily_invocations.parquet")
+    per_function = np.sort([t / len(days) for t in totals.values() if t > 0])
+    per_app = np.sort([t / len(days) for t in app_totals if t > 0])
+    assert np.allclose(np.sort(daily.filter(pl.col("level") == "function")["avg_daily_invocations"].to_numpy()), per_function)
+    assert np.allclose(np.sort(daily.filter(pl.col("level") == "app")["avg_daily_invocations"].to_numpy()), per_app)
+    reference = pl.read_parquet(out / "daily_invocations_reference.parquet")
+    for row in reference.iter_rows(named=True):
+        values = per_function if row["level"] == "function" else per_app
+        assert row["this_trace_share"] == pytest.approx(np.mean(values <= row["avg_daily_invocations"]))
+    # per-app IAT CV at minute resolution: gaps between minutes where any function of the app fired
+    app_iat = pl.read_parquet(out / "app_iat.parquet")
+    expected = []
+    for members in apps.values():
+        active = np.flatnonzero(np.sum([timeline[k] for k in members], axis=0) > 0)
+        gaps = np.diff(active)
+        if len(gaps) >= 2:
+            expected.append(gaps.std() / gaps.mean())
+    assert np.allclose(np.sort(app_iat["iat_cv"].drop_nulls().to_numpy()), np.sort(expected))
+    assert metrics["arrivals"]["app_iat_cv_above_1_share"] == pytest.approx(np.mean(np.array(expected) > 1))
+    # invocations per hour relative to the mean hour of the window
+    hourly = pl.read_parquet(out / "hourly.parquet").sort("hour")
+    per_hour = np.sum(list(timeline.values()), axis=0).reshape(-1, 60).sum(axis=1)
+    assert np.allclose(hourly["relative_to_mean"].to_numpy(), per_hour / per_hour.mean())
+
+
+def test_duration_and_memory_percentiles_match_numpy(characterized):
+    trace, out, _ = characterized
+    minimum: dict[tuple, float] = {}
+    maximum: dict[tuple, float] = {}
+    for path in sorted(trace.glob("function_durations_percentiles.anon.d*.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                key = (row["HashOwner"], row["HashApp"], row["HashFunction"])
+                if row["Minimum"]:
+                    minimum[key] = min(minimum.get(key, np.inf), float(row["Minimum"]))
+                if row["Maximum"]:
+                    maximum[key] = max(maximum.get(key, -np.inf), float(row["Maximum"]))
+    memory_max: dict[tuple, float] = {}
+    for path in sorted(trace.glob("app_memory_percentiles.anon.d*.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                key = (row["HashOwner"], row["HashApp"])
+                memory_max[key] = max(memory_max.get(key, -np.inf), float(row["AverageAllocatedMb_pct100"]))
+    table = pl.read_parquet(out / "resource_percentiles.parquet")
+    for column, values in (("min_duration_ms", minimum), ("max_duration_ms", maximum), ("max_memory_mb", memory_max)):
+        part = table.filter(pl.col("column") == column).sort("quantile")
+        data = np.array(list(values.values()))
+        assert part["n"][0] == len(data), column
+        assert np.allclose(part["value"].to_numpy(), np.quantile(data, part["quantile"].to_numpy())), column
+
+
+def test_metrics_file_is_small_and_flat(characterized):
+    _, out, metrics = characterized
+    flat = json.loads((out / "metrics.json").read_text())
+    assert all(not isinstance(v, dict | list) for v in flat.values())
+    assert len(flat) <= 30
+    for key in ("idle_half_share_d01", "idle_half_share_d01_active", "idle_half_share_pooled",
+                "idle_half_share_pooled_active"):
+        assert flat[key] == metrics[key]
+    assert json.loads((out / "summary.json").read_text())["popularity"] == metrics["popularity"]
+
+
+def test_zipf_line_passes_near_the_head_of_a_curved_rank_frequency():
+    # a lognormal popularity (curved on log-log axes): the fitted line at rank 1 stays within 10x of the data
+    counts = np.sort(np.exp(np.random.default_rng(3).normal(4.0, 3.0, 2000)).round() + 1)[::-1]
+    fit = zipf_fit(counts)
+    assert 0.1 < np.exp(fit["intercept"]) / counts[0] < 10

@@ -19,6 +19,7 @@ from scipy.stats import ks_2samp
 from pipeline.fidelity.compare import ks_distance
 from pipeline.fidelity.profile import active_minutes, profile
 from pipeline.fidelity.stage import FidelityConfig, collect_metrics, fidelity
+from pipeline.files import sha256_file
 
 MINUTE_MS = 60_000
 
@@ -42,7 +43,8 @@ def write_workload(directory, minute_counts: dict[int, dict[int, int]], n_models
                   "requests": np.bincount(ids, minlength=n_models)}).write_parquet(directory / "models.parquet")
     manifest = {"name": directory.name, "mode": "replay", "seed": seed, "duration_ms": minutes * MINUTE_MS,
                 "parameters": {"minutes": minutes}, "source_trace": {"kind": source},
-                "rows": {"requests": len(t), "models": n_models}}
+                "rows": {"requests": len(t), "models": n_models},
+                "checksums": {name: sha256_file(directory / name) for name in ("requests.parquet", "models.parquet")}}
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
 

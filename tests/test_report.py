@@ -36,6 +36,23 @@ def stage_outputs(small_synthetic_trace, tmp_path_factory):
     return root
 
 
+CHARACTERIZATION_FIGURES = {
+    "idle_half_share_by_resolution", "idle_fraction_cdf", "popularity_rank_frequency", "functions_per_app_and_triggers",
+    "daily_invocations_cdf", "app_iat_cv_cdf", "idle_periods_and_iat_cv", "hourly_relative_and_diurnal",
+    "durations_and_memory"}
+
+
+def table_rows(html: str, first_cell: str) -> list[list[str]]:
+    """The other cells of every HTML table row whose first cell is `first_cell`."""
+    rows = re.findall(rf"<tr>\s*<td>{re.escape(first_cell)}</td>(.*?)</tr>", html, re.DOTALL)
+    assert rows, first_cell
+    return [re.findall(r"<td>([^<]*)</td>", row) for row in rows]
+
+
+def table_row(html: str, first_cell: str) -> list[str]:
+    return table_rows(html, first_cell)[0]
+
+
 def test_characterization_report(stage_outputs, tmp_path):
     root = stage_outputs
     html = render(NOTEBOOKS / "characterization.ipynb", tmp_path / "c.html", {
@@ -43,13 +60,34 @@ def test_characterization_report(stage_outputs, tmp_path):
         "metrics_path": str(root / "metrics" / "characterization.json"),
         "figures_dir": str(tmp_path / "figures"), "plots_dir": str(tmp_path / "plots")}, tmp_path / "executed").read_text()
     metrics = json.loads((root / "metrics" / "characterization.json").read_text())
-    assert f"idle_half_share_d01 = {metrics['idle_half_share_d01']:.6f}" in html
-    assert f"idle_half_share_pooled = {metrics['idle_half_share_pooled']:.6f}" in html
-    assert "SYNTHETIC" in html
-    assert images(html) >= 5
-    assert {p.name for p in (tmp_path / "figures").glob("*.png")} >= {
-        "idle_fraction_cdf.png", "popularity_rank_frequency.png", "idle_periods_and_iat_cv.png", "diurnal_heatmap.png",
-        "durations_and_memory.png"}
+    summary = json.loads((root / "characterization" / "summary.json").read_text())
+    for key in ("idle_half_share_d01", "idle_half_share_d01_active", "idle_half_share_pooled", "idle_half_share_pooled_active",
+                "resident_under_half_share_d01", "resident_under_half_share_d01_active"):
+        assert f"<code>{key}</code> = {metrics[key]:.4f}" in html, key
+    # the resolution table: one row per bin width, then the keep-alive row; columns d01 all/active, window all/active
+    by_res = summary["idle_half_share_by_resolution"]
+    for k in summary["resolutions_min"]:
+        expected = [f"{by_res[f'd01_{p}'][f'{k}min']:.4f}" for p in ("all", "active")] + [
+            f"{by_res[f'pooled_{p}'][f'{k}min']:.4f}" for p in ("all", "active")]
+        assert table_row(html, f"idle &gt; half, {k}-minute bins") == expected, k
+        if k != 1:
+            assert expected[0] == f"{metrics[f'idle_half_share_d01_{k}min']:.4f}"
+    resident = summary["resident_under_half_share"]
+    assert table_row(html, f"resident &lt; half, {metrics['keep_alive_min']}-minute keep-alive") == [
+        f"{resident[k]:.4f}" for k in ("d01_all", "d01_active", "pooled_all", "pooled_active")]
+    assert table_row(html, "idle &gt; half, 1-minute bins")[0] == f"{metrics['idle_half_share_d01']:.4f}"
+    # the figures compared with the published ones, with their numbers
+    at, ar = summary["apps_and_triggers"], summary["arrivals"]
+    assert f"apps with one function: <strong>{100 * at['apps_one_function_share']:.1f}%</strong>" in html
+    assert f"apps with CV above 1: <strong>{100 * ar['app_iat_cv_above_1_share']:.1f}%</strong>" in html
+    for trigger in summary["trigger_mix"]:
+        assert [f"{trigger['functions']:,}", f"{100 * trigger['function_share']:.1f}%",
+                f"{100 * trigger['invocation_share']:.1f}%"] in [cells[:3] for cells in table_rows(html, trigger["trigger"])]
+    assert "SYNTHETIC" in html and "over 97%" in html
+    assert "PosixPath" not in html and "WARNING" not in html
+    assert not re.search(r"\d\.\d{7,}", re.sub(r"<(style|script)[^>]*>.*?</\1>|base64,[^\"]*", "", html, flags=re.DOTALL))
+    assert images(html) >= len(CHARACTERIZATION_FIGURES)
+    assert {p.stem for p in (tmp_path / "figures").glob("*.png")} >= CHARACTERIZATION_FIGURES
     assert "def " not in html and "import polars" not in html  # code hidden
 
 

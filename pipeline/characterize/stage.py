@@ -11,7 +11,12 @@ Definitions (DESIGN.md 1):
   least one invocation (within a minute the trace has no timing); CV = std / mean of a function's
   gaps, for functions with at least two gaps;
 - idle period: a run of zero minutes between two active minutes (runs at the window's edges are
-  censored and left out); busy period: a run of consecutive active minutes.
+  censored and left out); busy period: a run of consecutive active minutes;
+- the headline at coarser resolutions and under a keep-alive: see `idleness.py`; the tables
+  compared with Serverless in the Wild and the released trace's notebook: see `published.py`.
+
+Outputs: Parquet tables under `out`, `out/summary.json` (every figure, nested) and a small flat
+metrics JSON (the headline keys `dvc metrics show` prints).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
+from ..files import atomic_output_dir, write_text_atomic
 from ..logs import log
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from . import days as day_partials
+from . import published
 from .fits import popularity_fits
+from .idleness import check_resolutions, idleness_tables, resident_minutes
 
 TOP_SHARES = {"top_0_1pct": 0.001, "top_1pct": 0.01, "top_10pct": 0.10}
 
@@ -61,8 +69,11 @@ def _top_share(sorted_desc: np.ndarray, fraction: float) -> float | None:
 
 
 def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None = None,
-                 workers: int | None = None, headline_day: int = 1) -> dict:
+                 workers: int | None = None, headline_day: int = 1,
+                 resolutions_min: tuple[int, ...] | list[int] = (1, 5, 10, 60), keep_alive_min: int = 10) -> dict:
+    """Write the tables, summary.json and the flat metrics; return the full summary."""
     db, out = Path(db), Path(out)
+    resolutions_min = check_resolutions(list(resolutions_min) + [1], keep_alive_min)
     with connect_read_only(db) as con:
         info = meta(con)
         days = json.loads(info["days"])
@@ -70,14 +81,16 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         function_days = frame(con, "SELECT function_id, day::INTEGER AS day, trigger, invocations, active_minutes "
                                    "FROM function_days ORDER BY day, function_id")
         durations = frame(con, """
-            SELECT function_id, sum(Average * Count) / nullif(sum(Count), 0) AS avg_duration_ms,
+            SELECT function_id, min(Minimum) AS min_duration_ms,
+                   sum(Average * Count) / nullif(sum(Count), 0) AS avg_duration_ms,
                    avg(percentile_Average_50) AS p50_duration_ms, avg(percentile_Average_99) AS p99_duration_ms,
                    max(Maximum) AS max_duration_ms, sum(Count)::BIGINT AS duration_count
             FROM durations GROUP BY function_id""")
         memory = frame(con, """
-            SELECT owner, app, avg(AverageAllocatedMb) AS avg_memory_mb, avg(AverageAllocatedMb_pct50) AS p50_memory_mb,
-                   max(AverageAllocatedMb_pct100) AS max_memory_mb
+            SELECT owner, app, min(AverageAllocatedMb_pct1) AS p1_memory_mb, avg(AverageAllocatedMb) AS avg_memory_mb,
+                   avg(AverageAllocatedMb_pct50) AS p50_memory_mb, max(AverageAllocatedMb_pct100) AS max_memory_mb
             FROM memory GROUP BY owner, app""")
+        app_ids = frame(con, "SELECT app_id, owner, app FROM apps")
     source = info["source"]
     n_days = len(days)
     window_minutes = n_days * MINUTES_PER_DAY
@@ -86,9 +99,12 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
     log.info("read %s (%s): %d functions, %d function-days, days %s", db, source, functions.height,
              function_days.height, days)
 
+    if headline_day not in days:
+        raise ManyModelsError(f"--headline-day {headline_day}: {db} holds days {', '.join(map(str, days))}")
     partials = map_on_cluster(day_partials.day_partial, days, "characterize days", scheduler=scheduler,
-                              workers=workers, db=str(db))
-    combined = day_partials.combine([day_partials.normalized(p) for p in partials])
+                              workers=workers, db=str(db), resolutions_min=resolutions_min,
+                              keep_alive_min=int(keep_alive_min))
+    combined = day_partials.combine([day_partials.normalized(p) for p in partials], days)
 
     # --- idle fractions and the headline -------------------------------------------------------
     idle_days = function_days.with_columns(
@@ -123,7 +139,8 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         (pl.col("invocations").cum_sum() / max(grand_total, 1)).alias("cumulative_share"))
     sorted_invocations = popularity["invocations"].to_numpy()
     fits = popularity_fits(sorted_invocations.astype(float))
-    apps = popularity.group_by("owner", "app").agg(pl.col("invocations").sum(), pl.len().alias("functions"))
+    apps = popularity.group_by("owner", "app").agg(pl.col("invocations").sum(), pl.len().alias("functions")).join(
+        app_ids, on=["owner", "app"], how="left").sort(["invocations", "owner", "app"], descending=[True, False, False])
 
     # --- arrivals, idle and busy periods --------------------------------------------------------
     per_function = combined["per_function"].with_columns(
@@ -157,19 +174,43 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         value = both.select(pl.corr(x, y, method="spearman")).item()
         return None if value is None or math.isnan(value) else float(value)
 
+    # --- resolutions, keep-alive, and the figures compared with the published ones ----------------
+    per_day_resident, pooled_resident = resident_minutes(
+        combined["stats"], function_days, functions, keep_alive_min, max(days))
+    idle_days_all, idle_pooled, idle_resolution = idleness_tables(
+        idle_days, pooled.drop("owner", "app", "function"), combined["bins"], per_day_resident, pooled_resident,
+        resolutions_min, keep_alive_min, n_days)
+    functions_per_app = published.functions_per_app(apps)
+    triggers = published.trigger_shares(pooled)
+    daily = published.daily_invocations(pooled, apps, n_days)
+    daily_reference = published.daily_invocations_reference(daily)
+    app_iat = published.app_iat(combined["per_app"], apps)
+    app_iat_reference = published.app_iat_reference(app_iat)
+    resource_quantiles = published.resource_percentiles(resources_functions, resources_apps)
+    hourly = published.hourly_relative(diurnal, days)
+
+    def idle_share(scope: str, population: str, measure: str, resolution: int | None = None) -> float | None:
+        row = idle_resolution.filter(
+            (pl.col("scope") == scope) & (pl.col("population") == population) & (pl.col("trigger") == "all")
+            & (pl.col("measure") == measure)
+            & (pl.col("resolution_min") == resolution if resolution is not None else pl.lit(True)))
+        return row["share"][0] if row.height else None
+
     # --- write --------------------------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
     tables = {
-        "headline": headline, "idle_fractions": idle_days, "idle_pooled": pooled.drop("owner", "app", "function"),
-        "popularity": popularity, "apps": apps.sort("invocations", descending=True),
+        "headline": headline, "idle_fractions": idle_days_all, "idle_pooled": idle_pooled,
+        "idle_resolution": idle_resolution,
+        "popularity": popularity, "apps": apps,
         "arrivals": arrivals, "run_lengths": runs, "diurnal": diurnal,
         "resources_functions": resources_functions, "resources_apps": resources_apps,
+        "functions_per_app": functions_per_app, "triggers": triggers, "daily_invocations": daily,
+        "daily_invocations_reference": daily_reference, "app_iat": app_iat, "app_iat_reference": app_iat_reference,
+        "resource_percentiles": resource_quantiles, "hourly": hourly,
     }
-    for name, table in tables.items():
-        table.write_parquet(out / f"{name}.parquet")
-    log.info("wrote %d tables to %s", len(tables), out)
 
     iat = arrivals["iat_cv"].drop_nulls()
+    app_cv = app_iat["iat_cv"].drop_nulls()
+    hd = f"d{headline_day:02d}"
     idle_lengths = combined["idle"]
     app_totals = apps["invocations"].to_numpy()
     metrics = {
@@ -190,10 +231,26 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         "idle_half_share_by_day": {f"d{d:02d}": headline_value(f"d{d:02d}", "all") for d in days},
         "idle_half_share_by_day_active": {f"d{d:02d}": headline_value(f"d{d:02d}", "active") for d in days},
         "by_trigger": headline.filter(pl.col("scope").is_in([f"d{headline_day:02d}", "pooled"])).to_dicts(),
-        "trigger_mix": pooled.group_by("trigger").agg(
-            pl.len().alias("functions"), pl.col("invocations").sum()).with_columns(
-            (pl.col("functions") / pooled.height).alias("function_share"),
-            (pl.col("invocations") / max(grand_total, 1)).alias("invocation_share")).sort("trigger").to_dicts(),
+        "trigger_mix": triggers.sort("trigger").to_dicts(),
+        "resolutions_min": list(resolutions_min),
+        "keep_alive_min": int(keep_alive_min),
+        "idle_half_share_by_resolution": {
+            f"{scope}_{population}": {f"{k}min": idle_share(scope, population, "idle_bins", k) for k in resolutions_min}
+            for scope in (hd, "pooled") for population in ("all", "active")},
+        "resident_under_half_share": {
+            f"{scope}_{population}": idle_share(scope, population, "keepalive_resident")
+            for scope in (hd, "pooled") for population in ("all", "active")},
+        "apps_and_triggers": {
+            "apps_one_function_share": _share(apps["functions"] == 1),
+            "apps_at_most_10_functions_share": _share(apps["functions"] <= 10),
+            "apps_over_100_functions_share": _share(apps["functions"] > 100),
+            "invocations_from_apps_at_most_3_functions_share":
+                float(apps.filter(pl.col("functions") <= 3)["invocations"].sum() / grand_total) if grand_total else None,
+            "avg_daily_invocations_per_function_median":
+                float(daily.filter(pl.col("level") == "function")["avg_daily_invocations"].median() or 0.0),
+            "avg_daily_invocations_per_app_median":
+                float(daily.filter(pl.col("level") == "app")["avg_daily_invocations"].median() or 0.0),
+        },
         "popularity": {
             **{f"{name}_invocation_share": _top_share(sorted_invocations, f) for name, f in TOP_SHARES.items()},
             "apps_top_18_6pct_invocation_share": _top_share(np.sort(app_totals)[::-1], 0.186),
@@ -215,6 +272,14 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
             "busy_period_median_min": _weighted_median(combined["busy"]),
             "diurnal_peak_to_trough": float(diurnal_minute["invocations"].max() / max(diurnal_minute["invocations"].min(), 1))
             if diurnal_minute.height else None,
+            "hourly_relative_min": hourly["relative_to_mean"].min(),
+            "hourly_relative_max": hourly["relative_to_mean"].max(),
+            "app_iat_cv_apps": len(app_cv),
+            "app_iat_cv_zero_share": _share(app_cv == 0.0),
+            "app_iat_cv_above_1_share": _share(app_cv > 1.0),
+            "app_iat_cv_median": float(app_cv.median()) if len(app_cv) else None,
+            "app_iat_resolution_limited_share": _share(app_iat.filter(pl.col("iat_cv").is_not_null())["resolution_limited"]),
+            "app_iat_resolution_limited_gap_min": published.RESOLUTION_LIMITED_GAP_MIN,
         },
         "resources": {
             "functions_with_durations": int(resources_functions["avg_duration_ms"].is_not_null().sum()),
@@ -225,16 +290,37 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
             "spearman_app_invocations_vs_memory": spearman(resources_apps, "invocations", "avg_memory_mb"),
         },
     }
-    metrics_path = Path(metrics_path)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
+    with atomic_output_dir(out) as tmp:  # the previous tables stay until every new one is written
+        for name, table in tables.items():
+            table.write_parquet(tmp / f"{name}.parquet")
+        (tmp / "summary.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        (tmp / "fitted_params.json").write_text(json.dumps(fitted, indent=2) + "\n")
+    log.info("wrote %d tables, summary.json and fitted_params.json to %s", len(tables), out)
+    write_text_atomic(Path(metrics_path), json.dumps(flat_metrics(metrics), indent=2, default=float) + "\n")
     log.info("wrote %s: idle_half_share_d01=%s pooled=%s (%s trace)", metrics_path,
              _pct(metrics["idle_half_share_d01"]), _pct(metrics["idle_half_share_pooled"]), source)
-
-    fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
-    (out / "fitted_params.json").write_text(json.dumps(fitted, indent=2) + "\n")
-    log.info("wrote %s", out / "fitted_params.json")
     return metrics
+
+
+def flat_metrics(summary: dict) -> dict:
+    """The few flat keys of the DVC metrics file (`dvc metrics show` prints one column per key);
+    everything else is in summary.json and the Parquet tables."""
+    hd = summary["headline_day"]
+    by_resolution = summary["idle_half_share_by_resolution"]
+    flat = {key: summary[key] for key in (
+        "source", "synthetic", "days", "functions", "functions_active", "apps", "invocations", "headline_day",
+        "idle_half_share_d01", "idle_half_share_d01_active", "idle_half_share_pooled", "idle_half_share_pooled_active")}
+    for k in summary["resolutions_min"]:
+        if k != 1:
+            flat[f"idle_half_share_d01_{k}min"] = by_resolution[f"{hd}_all"][f"{k}min"]
+    flat["resident_under_half_share_d01"] = summary["resident_under_half_share"][f"{hd}_all"]
+    flat["resident_under_half_share_d01_active"] = summary["resident_under_half_share"][f"{hd}_active"]
+    flat["keep_alive_min"] = summary["keep_alive_min"]
+    flat["top_1pct_invocation_share"] = summary["popularity"]["top_1pct_invocation_share"]
+    flat["popularity_best_fit"] = summary["popularity"]["best_fit"]
+    flat["app_iat_cv_above_1_share"] = summary["arrivals"]["app_iat_cv_above_1_share"]
+    return flat
 
 
 def _weighted_median(histogram: pl.DataFrame) -> float | None:

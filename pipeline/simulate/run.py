@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from pathlib import Path
 
@@ -12,19 +13,23 @@ import polars as pl
 
 from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
+from ..files import atomic_output_dir
 from ..logs import log
-from ..workload.layout import require_workload
+from ..workload.layout import check_requests, read_manifest, require_workload
 from .core import RunResult, Workload, simulate
 from .policies import REGISTRY, make_policy
 
 
-def load_workload(directory: Path) -> tuple[Workload, dict]:
-    directory = require_workload(directory)
+def load_workload(directory: Path, verify: bool = True) -> tuple[Workload, dict]:
+    """The workload, checked: files against the manifest (checksums, row counts; skipped with
+    verify=False, e.g. in sweep tasks after the sweep checked once), then the rows themselves."""
+    directory = require_workload(directory, verify=verify)
     requests = pl.read_parquet(directory / "requests.parquet")
     models = pl.read_parquet(directory / "models.parquet").sort("model_id")
     if models["model_id"].to_list() != list(range(models.height)):
         raise ManyModelsError(f"{directory / 'models.parquet'}: model_id must be 0..N-1")
-    manifest = json.loads((directory / "manifest.json").read_text())
+    check_requests(directory / "requests.parquet", requests, models.height)
+    manifest = read_manifest(directory)
     workload = Workload(
         requests["t_ms"].to_numpy(), requests["model_id"].to_numpy(), models["size_mb"].to_numpy(),
         models["load_ms"].to_numpy(), models["exec_ms"].to_numpy(), models["unload_ms"].to_numpy(), directory.name)
@@ -81,11 +86,10 @@ def memory_series(result: RunResult, duration_ms: int) -> pl.DataFrame:
 
 def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None = None, servers: int = 1,
             workers: int = 1, seed: int = 0, no_latency: bool = False, policy_params: dict | None = None,
-            records: bool = False) -> dict:
+            records: bool = False, verify: bool = True) -> dict:
     check_policy(policy)
-    if memory_mb <= 0 or servers < 1 or workers < 1:
-        raise ManyModelsError("--memory-mb must be positive and --servers, --workers at least 1")
-    workload, manifest = load_workload(workload_dir)
+    check_run_parameters(memory_mb, servers, workers, seed, policy_params)
+    workload, manifest = load_workload(workload_dir, verify=verify)
     started = time.perf_counter()
     result = simulate(workload, policy, memory_mb, servers=servers, workers=workers, seed=seed,
                       no_latency=no_latency, policy_params=policy_params)
@@ -100,19 +104,41 @@ def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None 
     served_latency = result.latency_ms[~result.rejected]
     latency_percentiles = (np.percentile(served_latency, np.arange(101)).tolist() if len(served_latency) else [])
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # percentiles stay out of the JSON
-        memory_series(result, manifest.get("duration_ms", int(workload.t_ms.max(initial=0)) + 1)).write_parquet(
-            out / "memory.parquet")
-        pl.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, dict)}]).write_parquet(out / "metrics.parquet")
-        if records:
-            pl.DataFrame({"t_ms": workload.t_ms, "model_id": workload.model_id, "hit": result.hits,
-                          "cold_start": result.cold, "rejected": result.rejected,
-                          "latency_ms": result.latency_ms}).write_parquet(out / "requests.parquet")
-        log.info("wrote %s: %s at %.0f MB: hit ratio %.4f, %d cold starts, p99 %.0f ms", out, policy, memory_mb,
+        final = Path(out)
+        with atomic_output_dir(final) as tmp:
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # percentiles stay out of the JSON
+            memory_series(result, manifest.get("duration_ms", int(workload.t_ms.max(initial=0)) + 1)).write_parquet(
+                tmp / "memory.parquet")
+            pl.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, dict)}]).write_parquet(tmp / "metrics.parquet")
+            if records:
+                pl.DataFrame({"t_ms": workload.t_ms, "model_id": workload.model_id, "hit": result.hits,
+                              "cold_start": result.cold, "rejected": result.rejected,
+                              "latency_ms": result.latency_ms}).write_parquet(tmp / "requests.parquet")
+        log.info("wrote %s: %s at %.0f MB: hit ratio %.4f, %d cold starts, p99 %.0f ms", final, policy, memory_mb,
                  metrics["hit_ratio"] or 0.0, metrics["cold_starts"], metrics["latency_p99_ms"] or 0.0)
     return metrics | {"latency_percentiles": latency_percentiles}
+
+
+COSTS = ("load", "load_over_exec")
+
+
+def check_run_parameters(memory_mb: float, servers: int, workers: int, seed: int, policy_params: dict | None) -> None:
+    """Numeric flags finite and in range, enum values known: one line naming the flag, else nothing."""
+    if not math.isfinite(memory_mb) or memory_mb <= 0:
+        raise ManyModelsError(f"--memory-mb must be a positive finite number, got {memory_mb}")
+    if servers < 1 or workers < 1:
+        raise ManyModelsError(f"--servers and --workers must be at least 1, got {servers} and {workers}")
+    if seed < 0:
+        raise ManyModelsError(f"--seed must be >= 0, got {seed}")
+    params = dict(policy_params or {})
+    for nested in [v for v in params.values() if isinstance(v, dict)]:
+        params.update(nested)
+    for name, value in params.items():
+        if name in ("ttl_min", "alpha", "beta") and not (isinstance(value, int | float) and math.isfinite(value)
+                                                          and value >= 0):
+            raise ManyModelsError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if name == "cost" and value not in COSTS:
+            raise ManyModelsError(f"--cost must be one of {', '.join(COSTS)}, got {value!r}")
 
 
 def _sweep_task(task: dict) -> dict:
@@ -128,10 +154,13 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     """Every (policy, memory, seed) on dask; one tidy table `sweep.parquet` (+ latency CDFs)."""
     for policy in policies:
         check_policy(policy)
-    load_workload(workload_dir)  # fail early, before starting a cluster
+    for memory, seed in itertools.product(memory_mb, seeds):
+        check_run_parameters(memory, servers, workers, seed, policy_params)
+    load_workload(workload_dir)  # fail early, before starting a cluster; the tasks skip the checksums
     tasks = [
         {"workload_dir": str(workload_dir), "policy": p, "memory_mb": float(m), "seed": int(s), "servers": servers,
-         "workers": workers, "no_latency": no_latency, "policy_params": (policy_params or {}).get(p, {})}
+         "workers": workers, "no_latency": no_latency, "policy_params": (policy_params or {}).get(p, {}),
+         "verify": False}
         for p, m, s in itertools.product(policies, memory_mb, seeds)]
     log.info("sweep %s: %d policies x %d memory sizes x %d seeds = %d runs", workload_dir, len(policies),
              len(memory_mb), len(seeds), len(tasks))
@@ -143,13 +172,13 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     table = pl.DataFrame([{k: v for k, v in r.items() if k != "latency_percentiles"} for r in rows]).sort(
         "policy", "memory_mb", "seed")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.write_parquet(out / "sweep.parquet")
-    cdf.sort("policy", "memory_mb", "seed", "percentile").write_parquet(out / "latency_percentiles.parquet")
     summary = table.group_by("policy", "memory_mb").agg(
         pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
         pl.col("excess_latency_mean_ms").mean(), pl.col("rejected_ratio").mean()).sort("memory_mb", "policy")
-    summary.write_csv(out / "sweep_summary.csv")
+    with atomic_output_dir(out) as tmp:  # the previous sweep stays until the new one is complete
+        table.write_parquet(tmp / "sweep.parquet")
+        cdf.sort("policy", "memory_mb", "seed", "percentile").write_parquet(tmp / "latency_percentiles.parquet")
+        summary.write_csv(tmp / "sweep_summary.csv")
     log.info("wrote %s (%d rows) and sweep_summary.csv", out / "sweep.parquet", table.height)
     return table
 

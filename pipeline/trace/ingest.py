@@ -18,6 +18,7 @@ Tables:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..db import frame, scalar
 from ..errors import ManyModelsError
+from ..files import fault_point, output_lock, remove_stale_temps, temp_sibling
 from ..logs import log
 from . import validate
 from .schema import (
@@ -108,6 +110,10 @@ def stage_day(day: int, files: dict[str, str], staging: str) -> dict:
         path = Path(files[kind])
         frame = validate.read_frame(path, kind)
         numeric = [c for c in frame.columns if c not in KEY_COLUMNS]
+        frame, non_finite = validate.non_finite_to_null(frame, numeric)
+        if non_finite:
+            quirks.append({"day": day, "kind": kind, "quirk": "NaN/inf values set to null (left out of statistics)",
+                           "rows": non_finite})
         validate.check_non_negative(path, frame, numeric)
         duplicates = frame.height - frame.select(keys).n_unique()
         if duplicates:
@@ -284,8 +290,30 @@ def ingest(trace_dir: Path, db: Path, scheduler: str | None = None, workers: int
         return IngestResult(db, layout.days, int(functions), int(total), skipped=True)
 
     db.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ingest-", dir=db.parent))
-    db_tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
+    with output_lock(db):  # a second ingest into the same database fails at once
+        remove_stale_temps(db.parent)  # staging folders and temporary databases of killed runs
+        _check_not_open(db)
+        return _ingest_locked(layout, trace_dir, db, fingerprint, scheduler, workers)
+
+
+def _check_not_open(db: Path) -> None:
+    """Fail when another process has `db` open read-write: replacing the file would silently lose
+    that process's later writes. (DuckDB holds a POSIX write lock on a database opened read-write.)"""
+    if not db.exists():
+        return
+    with db.open("rb") as handle:
+        try:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            raise ManyModelsError(f"{db}: another process has this database open read-write; close it "
+                                  "(or open it read_only=True) and run ingest again") from error
+        fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _ingest_locked(layout: TraceLayout, trace_dir: Path, db: Path, fingerprint: str, scheduler: str | None,
+                   workers: int | None) -> IngestResult:
+    staging = Path(tempfile.mkdtemp(prefix=f".ingest-{os.getpid()}-", dir=db.parent))
+    db_tmp = temp_sibling(db)
     try:
         log.info("read %s: %d days, %d files", trace_dir, len(layout.days),
                  sum(len(k) for k in layout.files.values()))
@@ -295,8 +323,11 @@ def ingest(trace_dir: Path, db: Path, scheduler: str | None = None, workers: int
                                   staging=str(staging))
         staged = time.perf_counter()
         log.info("validated and staged %d days in %.1f s", len(jobs), staged - started)
+        fault_point("ingest:staged")
         db_tmp.unlink(missing_ok=True)
         functions, total = _build(db_tmp, staging, outcomes, layout, fingerprint)
+        fault_point("ingest:built")
+        _check_not_open(db)
         os.replace(db_tmp, db)
         log.info("wrote %s: %d functions, %d invocations over days %s (database built in %.1f s)", db, functions,
                  total, layout.days, time.perf_counter() - staged)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -42,8 +45,21 @@ MEMORY_SCHEMA = {
 }
 SCHEMAS = {INVOCATIONS: INVOCATION_SCHEMA, DURATIONS: DURATION_SCHEMA, MEMORY: MEMORY_SCHEMA}
 
-FILE_PATTERN = re.compile(r"^(?P<kind>[a-z_]+)\.anon\.d(?P<day>\d+)\.csv$")
+FILE_PATTERN = re.compile(r"^(?P<kind>[a-z_]+)\.anon\.d(?P<day>\d+)\.csv(?P<compression>\.gz|\.xz)?$")
+# a day may be kept compressed as the archive's users often do: read like the plain file
+COMPRESSIONS = (".gz", ".xz")
+TRACE_FILE = re.compile(r"^.*\.csv(\.[A-Za-z0-9]+)?$")
 SYNTHETIC_MANIFEST = "SYNTHETIC.json"
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """A trace file's bytes, decompressed when its name ends in .gz or .xz."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if path.suffix == ".xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 def file_name(kind: str, day: int) -> str:
@@ -82,19 +98,23 @@ def discover(directory: Path) -> TraceLayout:
         raise ManyModelsError(f"{directory}: trace directory not found")
     files: dict[int, dict[str, Path]] = {}
     for path in sorted(directory.iterdir()):
-        if path.suffix.lower() != ".csv":
+        if not TRACE_FILE.match(path.name) or path.name.startswith("."):
             continue
         match = FILE_PATTERN.match(path.name)
         if match is None or match["kind"] not in KINDS:
             raise ManyModelsError(
                 f"{path}: not a file of the Azure 2019 trace; expected "
-                f"<{'|'.join(KINDS)}>.anon.dNN.csv with NN in 01..{TRACE_DAYS}"
+                f"<{'|'.join(KINDS)}>.anon.dNN.csv with NN in 01..{TRACE_DAYS} "
+                f"(optionally compressed: {', '.join('.csv' + c for c in COMPRESSIONS)})"
             )
         day_text = match["day"]
         day = int(day_text)
         if len(day_text) != 2 or not 1 <= day <= TRACE_DAYS:
             raise ManyModelsError(f"{path}: d{day_text} is not a day of the trace (d01..d{TRACE_DAYS})")
-        files.setdefault(day, {})[match["kind"]] = path
+        same = files.setdefault(day, {}).get(match["kind"])
+        if same is not None:
+            raise ManyModelsError(f"{path}: d{day_text} {match['kind']} is also in {same.name}; keep one of the two")
+        files[day][match["kind"]] = path
     if not files:
         raise ManyModelsError(f"{directory}: no trace files (*.anon.dNN.csv) found")
     orphans = [

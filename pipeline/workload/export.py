@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ManyModelsError
+from ..files import atomic_file, atomic_output_dir, write_text_atomic
 from ..logs import log
 from ..trace.schema import (
     DURATION_COLUMNS,
@@ -55,42 +56,49 @@ def export(workload: Path, fmt: str, out: Path) -> dict:
         raise ManyModelsError(f"unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
     requests, models, manifest = _load(workload)
     out = Path(out)
-    written: dict[str, int] = {}
-    if fmt == "csv":
-        out.mkdir(parents=True, exist_ok=True)
-        requests.sink_csv(out / "requests.csv")
-        models.write_csv(out / "models.csv")
-        written = {"requests.csv": manifest["rows"]["requests"], "models.csv": models.height}
-    elif fmt == "libcachesim":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        target = out if out.suffix else out / "trace.csv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sizes = models.select(pl.col("model_id"), (pl.col("size_mb") * BYTES_PER_MB).round().cast(pl.Int64).alias("obj_size"))
-        requests.join(sizes.lazy(), on="model_id", how="left", maintain_order="left").select(
-            pl.col("t_ms").alias("time"), pl.col("model_id").alias("obj_id"), "obj_size").sink_csv(target)
-        written = {target.name: manifest["rows"]["requests"]}
-        out = target
-    elif fmt == "cremebrulee":
-        out.mkdir(parents=True, exist_ok=True)
-        names = models.select("model_id", MODEL_NAME)
-        requests.join(names.lazy(), on="model_id", how="left", maintain_order="left").select(
-            pl.int_range(pl.len()).alias("request_id"),
-            (pl.col("t_ms") / 1000.0).round(3).alias("time_s"), "model_name",
-        ).sink_csv(out / "workload.txt", separator=" ", include_header=False)
-        catalog = models.with_columns(MODEL_NAME)
-        (out / "models.json").write_text(json.dumps({
-            row["model_name"]: {"load_s": row["load_ms"] / 1000.0, "exec_s": row["exec_ms"] / 1000.0,
-                                "unload_s": row["unload_ms"] / 1000.0, "size_mb": row["size_mb"],
-                                "catalog_model": row["catalog_model"]}
-            for row in catalog.iter_rows(named=True)}, indent=2))
-        written = {"workload.txt": manifest["rows"]["requests"], "models.json": models.height}
-    else:
-        written = _export_azure(requests, models, manifest, out)
-    export_manifest = {"format": fmt, "workload": str(workload), "workload_manifest": manifest, "written": written}
-    manifest_path = (out.parent if fmt == "libcachesim" else out) / f"export_manifest_{fmt}.json"
-    manifest_path.write_text(json.dumps(export_manifest, indent=2) + "\n")
+    if fmt == "libcachesim":  # one file (a .csv path, or trace.csv in a directory), its manifest beside it
+        out = out if out.suffix else out / "trace.csv"
+        with atomic_file(out) as tmp:
+            written = _export_libcachesim(requests, models, manifest, tmp, out.name)
+        export_manifest = {"format": fmt, "workload": str(workload), "workload_manifest": manifest, "written": written}
+        write_text_atomic(out.parent / f"export_manifest_{fmt}.json", json.dumps(export_manifest, indent=2) + "\n")
+    else:  # a directory, replaced as a whole: nothing of an older export (e.g. stale day files) stays
+        with atomic_output_dir(out) as tmp:
+            written = EXPORTERS[fmt](requests, models, manifest, tmp)
+            export_manifest = {"format": fmt, "workload": str(workload), "workload_manifest": manifest,
+                               "written": written}
+            (tmp / f"export_manifest_{fmt}.json").write_text(json.dumps(export_manifest, indent=2) + "\n")
     log.info("exported %s as %s to %s (%s)", workload, fmt, out, ", ".join(f"{k}: {v} rows" for k, v in written.items()))
     return export_manifest
+
+
+def _export_csv(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, out: Path) -> dict:
+    requests.sink_csv(out / "requests.csv")
+    models.write_csv(out / "models.csv")
+    return {"requests.csv": manifest["rows"]["requests"], "models.csv": models.height}
+
+
+def _export_libcachesim(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, target: Path,
+                        name: str) -> dict:
+    sizes = models.select(pl.col("model_id"), (pl.col("size_mb") * BYTES_PER_MB).round().cast(pl.Int64).alias("obj_size"))
+    requests.join(sizes.lazy(), on="model_id", how="left", maintain_order="left").select(
+        pl.col("t_ms").alias("time"), pl.col("model_id").alias("obj_id"), "obj_size").sink_csv(target)
+    return {name: manifest["rows"]["requests"]}
+
+
+def _export_cremebrulee(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, out: Path) -> dict:
+    names = models.select("model_id", MODEL_NAME)
+    requests.join(names.lazy(), on="model_id", how="left", maintain_order="left").select(
+        pl.int_range(pl.len()).alias("request_id"),
+        (pl.col("t_ms") / 1000.0).round(3).alias("time_s"), "model_name",
+    ).sink_csv(out / "workload.txt", separator=" ", include_header=False)
+    catalog = models.with_columns(MODEL_NAME)
+    (out / "models.json").write_text(json.dumps({
+        row["model_name"]: {"load_s": row["load_ms"] / 1000.0, "exec_s": row["exec_ms"] / 1000.0,
+                            "unload_s": row["unload_ms"] / 1000.0, "size_mb": row["size_mb"],
+                            "catalog_model": row["catalog_model"]}
+        for row in catalog.iter_rows(named=True)}, indent=2))
+    return {"workload.txt": manifest["rows"]["requests"], "models.json": models.height}
 
 
 def _hash(prefix: str, value: int) -> str:
@@ -98,7 +106,6 @@ def _hash(prefix: str, value: int) -> str:
 
 
 def _export_azure(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
     duration_ms = manifest["duration_ms"]
     days = max(1, -(-duration_ms // (MINUTES_PER_DAY * 60_000)))
     if days > TRACE_DAYS:
@@ -134,3 +141,6 @@ def _export_azure(requests: pl.LazyFrame, models: pl.DataFrame, manifest: dict, 
         memory.select(MEMORY_COLUMNS).write_csv(out / file_name(MEMORY, day))
         written[file_name(INVOCATIONS, day)] = int(counts.sum())
     return written
+
+
+EXPORTERS = {"csv": _export_csv, "cremebrulee": _export_cremebrulee, "azure2019": _export_azure}

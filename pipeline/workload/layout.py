@@ -1,19 +1,90 @@
-"""The files of a workload directory, as `manymodels synthesize` writes them."""
+"""The files of a workload directory, as `manymodels synthesize` writes them, and their verification."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
 from ..errors import ManyModelsError
+from ..files import sha256_file
 
 WORKLOAD_FILES = ("requests.parquet", "models.parquet", "manifest.json")
+ROW_FILES = {"requests": "requests.parquet", "models": "models.parquet"}
 
 
-def require_workload(directory: Path) -> Path:
-    """`directory` if it holds every workload file, else one clear error."""
+def require_workload(directory: Path, verify: bool = True) -> Path:
+    """`directory` if it holds every workload file (and, with `verify`, each file matches the
+    manifest's SHA-256 checksum and row count), else one clear error naming the damaged file."""
     directory = Path(directory)
     for name in WORKLOAD_FILES:
         if not (directory / name).exists():
             raise ManyModelsError(
                 f"{directory / name}: not found (is {directory} a workload written by `manymodels synthesize`?)")
+    if verify:
+        verify_workload(directory)
     return directory
+
+
+def read_manifest(directory: Path) -> dict:
+    path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManyModelsError(f"{path}: not a valid workload manifest ({error})") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("rows"), dict) \
+            or not isinstance(manifest.get("checksums"), dict):
+        raise ManyModelsError(f"{path}: not a workload manifest (no 'rows' and 'checksums'; "
+                              "rerun `manymodels synthesize`)")
+    return manifest
+
+
+def verify_workload(directory: Path) -> dict:
+    """Check every file against the manifest (checksum, row count); return the manifest."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for name in ROW_FILES.values():
+        expected = manifest["checksums"].get(name)
+        if expected is None:
+            raise ManyModelsError(f"{directory / 'manifest.json'}: no checksum for {name}")
+        if sha256_file(directory / name) != expected:
+            raise ManyModelsError(f"{directory / name}: damaged or changed since it was written (its SHA-256 "
+                                  "differs from manifest.json); rerun `manymodels synthesize`")
+    for key, name in ROW_FILES.items():
+        expected = manifest["rows"].get(key)
+        try:
+            rows = pq.ParquetFile(directory / name).metadata.num_rows
+        except Exception as error:
+            raise ManyModelsError(f"{directory / name}: not a readable Parquet file ({error})") from error
+        if expected is not None and rows != expected:
+            raise ManyModelsError(f"{directory / name}: {rows} rows, but manifest.json says {expected}")
+    return manifest
+
+
+def check_requests(path: Path, requests: pl.DataFrame, n_models: int) -> None:
+    """The request stream a simulation may use: t_ms and model_id present and not null, t_ms sorted
+    (non-decreasing) and >= 0, model ids in 0..n_models-1. Names the first offending row."""
+    for column in ("t_ms", "model_id"):
+        if column not in requests.columns:
+            raise ManyModelsError(f"{path}: no column {column!r}")
+        nulls = requests[column].null_count()
+        if nulls:
+            row = int(requests[column].is_null().arg_true()[0])
+            raise ManyModelsError(f"{path}, row {row}, column {column!r}: null value ({nulls} in all)")
+    t_ms = requests["t_ms"].to_numpy()
+    if len(t_ms) and t_ms[0] < 0:
+        raise ManyModelsError(f"{path}, row 0, column 't_ms': negative time {int(t_ms[0])}")
+    backwards = np.flatnonzero(np.diff(t_ms) < 0)
+    if len(backwards):
+        row = int(backwards[0]) + 1
+        raise ManyModelsError(f"{path}, row {row}, column 't_ms': not sorted ({int(t_ms[row])} after "
+                              f"{int(t_ms[row - 1])}); requests must be in time order")
+    ids = requests["model_id"].to_numpy()
+    bad = np.flatnonzero((ids < 0) | (ids >= n_models))
+    if len(bad):
+        row = int(bad[0])
+        raise ManyModelsError(f"{path}, row {row}, column 'model_id': {int(ids[row])} is not a model of this "
+                              f"workload (0..{n_models - 1})")

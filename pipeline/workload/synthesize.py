@@ -13,6 +13,7 @@ Both bind every workload model to a catalog profile and write, block by block in
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import polars as pl
 
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
-from ..files import sha256_file
+from ..files import atomic_output_dir, fault_point, sha256_file
 from ..logs import log, progress_bar
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from .catalog import default_catalog_path, load_catalog
@@ -31,6 +32,8 @@ from .requests import ARRIVALS, RequestWriter, expand, scaled_counts
 MODES = ("replay", "parametric")
 SELECTIONS = ("all", "uniform", "quantile", "topk")
 BINDINGS = ("random", "round_robin", "rank")
+MAX_MODELS = 10_000_000  # the generator keeps per-model state in memory; far more would not fit
+MAX_MINUTES = 366 * MINUTES_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,14 @@ class WorkloadConfig:
             raise ManyModelsError(f"--models must be at least 1, got {self.models}")
         if self.minutes < 1 or self.start_minute < 0 or self.block_minutes < 1:
             raise ManyModelsError("--minutes and --block-minutes must be positive and --start-minute >= 0")
-        if self.rate_scale <= 0:
-            raise ManyModelsError(f"--rate-scale must be positive, got {self.rate_scale}")
+        if not math.isfinite(self.rate_scale) or self.rate_scale <= 0:
+            raise ManyModelsError(f"--rate-scale must be a positive finite number, got {self.rate_scale}")
+        if self.seed < 0:
+            raise ManyModelsError(f"--seed must be >= 0, got {self.seed}")
+        if self.models > MAX_MODELS:
+            raise ManyModelsError(f"--models must be at most {MAX_MODELS:,}, got {self.models:,}")
+        if self.minutes > MAX_MINUTES:
+            raise ManyModelsError(f"--minutes must be at most {MAX_MINUTES:,} (a year), got {self.minutes:,}")
 
 
 # ----------------------------------------------------------------------------- replay
@@ -240,8 +249,7 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
                characterization: Path | None = None) -> dict:
     """Write requests.parquet, models.parquet and manifest.json into `out`; return the manifest."""
     config.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out)
     rng = np.random.default_rng(config.seed)
     catalog_path = Path(config.catalog) if config.catalog else default_catalog_path()
     catalog = load_catalog(catalog_path)
@@ -253,7 +261,8 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         info = meta(con)
         days = json.loads(info["days"])
         source = {"kind": info["source"], "db": str(db), "days": days}
-        window_end = len(days) * MINUTES_PER_DAY
+        # minutes on the trace's calendar from its first day: with a gap (d01, d03) d03 starts at minute 2,880
+        window_end = (days[-1] - days[0] + 1) * MINUTES_PER_DAY
         if config.start_minute >= window_end:
             raise ManyModelsError(f"--start-minute {config.start_minute} is past the trace's {window_end} minutes")
         if config.start_minute + config.minutes > window_end:
@@ -282,35 +291,39 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         models = bind_models(models, catalog, config, "target_rate_per_day", rng)
         blocks = _parametric_blocks(models, fitted, config, rng)
 
-    requests_path = out / "requests.parquet"
-    writer = RequestWriter(requests_path, models.height)
-    try:
-        with progress_bar(f"synthesize {config.mode}", minutes_total) as advance:
-            for model_id, minute, count in blocks:
-                t_ms, ids = expand(model_id, minute, count, config.arrival, rng)
-                writer.write(t_ms, ids)
-                advance(config.block_minutes)
-    finally:
-        writer.close()
-        if con is not None:
-            con.close()
-    models = models.with_columns(pl.Series("requests", writer.per_model))
-    models.write_parquet(out / "models.parquet")
-    manifest = {
-        "generator": "manymodels synthesize",
-        "name": out.name,
-        "mode": config.mode,
-        "seed": config.seed,
-        "parameters": {**asdict(config), "triggers": list(config.triggers), "catalog": str(catalog_path)},
-        "source_trace": source,
-        "synthetic_source": source["kind"] == "synthetic",
-        "time_unit": "ms",
-        "duration_ms": config.minutes * 60_000,
-        "rows": {"requests": writer.rows, "models": models.height,
-                 "models_with_requests": int((writer.per_model > 0).sum())},
-        "checksums": {name: sha256_file(out / name) for name in ("requests.parquet", "models.parquet")},
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    log.info("wrote %s: %d requests for %d models (%s mode, %s source trace)", out, writer.rows, models.height,
+    # written into a temporary sibling that replaces `final` only when complete
+    with atomic_output_dir(final) as out:  # noqa: PLR1704 - `out` is the temporary directory from here on
+        requests_path = out / "requests.parquet"
+        writer = RequestWriter(requests_path, models.height)
+        try:
+            with progress_bar(f"synthesize {config.mode}", minutes_total) as advance:
+                for model_id, minute, count in blocks:
+                    t_ms, ids = expand(model_id, minute, count, config.arrival, rng)
+                    writer.write(t_ms, ids)
+                    fault_point("synthesize:block")
+                    advance(config.block_minutes)
+        finally:
+            writer.close()
+            if con is not None:
+                con.close()
+        models = models.with_columns(pl.Series("requests", writer.per_model))
+        models.write_parquet(out / "models.parquet")
+        manifest = {
+            "generator": "manymodels synthesize",
+            "name": final.name,
+            "mode": config.mode,
+            "seed": config.seed,
+            "parameters": {**asdict(config), "triggers": list(config.triggers), "catalog": str(catalog_path)},
+            "source_trace": source,
+            "synthetic_source": source["kind"] == "synthetic",
+            "time_unit": "ms",
+            "duration_ms": config.minutes * 60_000,
+            "rows": {"requests": writer.rows, "models": models.height,
+                     "models_with_requests": int((writer.per_model > 0).sum())},
+            "checksums": {name: sha256_file(out / name) for name in ("requests.parquet", "models.parquet")},
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        fault_point("synthesize:written")
+    log.info("wrote %s: %d requests for %d models (%s mode, %s source trace)", final, writer.rows, models.height,
              config.mode, source["kind"])
     return manifest
