@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.trace.calibration import calibrate_directory, summary  # noqa: E402
+from pipeline.trace.calibration import calibrate_directory, summary
 
 
 def synth(package_root: Path, out: Path, functions: int, days: int, seed: int) -> float:

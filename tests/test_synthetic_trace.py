@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ManyModelsError
+from pipeline.trace.calibration import _cv, _gap_update, _new_gap_state, calibrate_directory
 from pipeline.trace.schema import (
     DURATION_COLUMNS,
     DURATIONS,
@@ -27,7 +28,6 @@ from pipeline.trace.schema import (
     discover,
     file_name,
 )
-from pipeline.trace.calibration import _cv, _gap_update, _new_gap_state, calibrate_directory
 from pipeline.trace.synthetic import SyntheticTraceConfig, synthesize_trace
 
 

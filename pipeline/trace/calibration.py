@@ -253,7 +253,7 @@ class TraceCalibration:
             m[f"apps_daily_cdf_{x:g}"] = float(np.mean(a_daily <= x)) if len(a_daily) else None
         cv = _cv(self.app_gaps)
         cv = cv[~np.isnan(cv)]
-        m["apps_with_iat_cv"] = int(len(cv))
+        m["apps_with_iat_cv"] = len(cv)
         for x in APP_IAT_CV_CDF:
             m[f"apps_iat_cv_cdf_{x:g}"] = float(np.mean(cv <= (CV_ZERO if x == 0 else x))) if len(cv) else None
         m["apps_iat_cv_above_1"] = float(np.mean(cv > 1.0)) if len(cv) else None
@@ -313,7 +313,7 @@ def _first_day_figures(counts: np.ndarray, per_row: np.ndarray, per_minute: np.n
     idle_runs = idle_runs[idle_runs > 0]
     hourly = per_minute.reshape(24, 60).sum(axis=1).astype(np.float64)
     return {
-        "rows": int(len(counts)),
+        "rows": len(counts),
         "rows_never_invoked": float(np.mean(~active)),
         "idle_half_share_all_rows": float(np.mean(idle > 0.5)),
         "idle_half_share_active_rows": float(np.mean(idle[active] > 0.5)) if active.any() else None,

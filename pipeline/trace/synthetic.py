@@ -111,23 +111,24 @@ class SyntheticTraceConfig:
     small_app_invocation_share: float = 0.50  # (published) invocations of apps with at most 3 functions
     # timers: share of apps that are a single timer function (periodic apps, CV 0); period weights of
     # those and of the timers inside larger apps (TIMER_PERIODS_MIN)
-    timer_app_share: float = 0.125
-    timer_period_weight: tuple = (0.20, 0.03, 0.22, 0.10, 0.08, 0.08, 0.10, 0.03, 0.04, 0.03, 0.09)
-    timer_period_weight_in_apps: tuple = (0.20, 0.02, 0.12, 0.05, 0.05, 0.05, 0.06, 0.03, 0.04, 0.03, 0.35)
+    timer_app_share: float = 0.14
+    timer_period_weight: tuple = (0.12, 0.03, 0.30, 0.10, 0.08, 0.08, 0.10, 0.03, 0.04, 0.03, 0.09)
+    timer_period_weight_in_apps: tuple = (0.16, 0.02, 0.16, 0.05, 0.05, 0.05, 0.06, 0.03, 0.04, 0.03, 0.35)
     timer_fast_share: float = 0.05  # timers firing 2..timer_fast_max times a minute (95% at most once)
     timer_fast_max: int = 20
     # non-timer daily rate of an app: log10 ~ a 'daily' spike at 1/day (weight) + Normal(mean, sd) capped at max
-    rate_daily_weight: float = 0.095
+    rate_daily_weight: float = 0.094
     rate_daily_log10_sd: float = 0.05
-    rate_log10_mean: float = 1.2
-    rate_log10_sd: float = 1.9
-    rate_log10_max: float = 7.5
+    rate_log10_mean: float = 1.22
+    rate_log10_sd: float = 1.99
+    rate_log10_max: float = 7.2
     rate_size_correlation: float = 0.3
-    rate_split_shape: float = 0.24  # gamma shape of the weights that split an app's rate over its functions
-    # rarely used functions of larger apps: this share of their non-timer functions is invoked at a
+    rate_split_shape: float = 0.25  # gamma shape of the weights that split an app's rate over its functions
+    # rarely used functions: this share of the non-timer functions of larger apps is invoked at a
     # log-uniform rate in [10^rare_log10_min, 10^rare_log10_max] per day, apart from the app's rate
-    rare_function_share: float = 0.18
-    rare_log10_min: float = -0.9
+    rare_function_share: float = 0.216
+    rare_single_app_share: float = 0.062  # the same for one-function apps (apps used a few times a week)
+    rare_log10_min: float = -0.94
     rare_log10_max: float = 0.6
     # burstiness (per app): on/off episodes of ~episode_size invocations lasting ~episode_minutes
     bursty_app_share: float = 0.70
@@ -277,7 +278,7 @@ def population(config: SyntheticTraceConfig) -> Population:
     singles = rng.permutation(np.flatnonzero(size == 1))
     timer_apps = singles[: min(quota["timer"], round(config.timer_app_share * n_apps))]
     trigger[timer_apps] = "timer"
-    others = rng.permutation(np.flatnonzero((size > 1)))
+    others = rng.permutation(np.flatnonzero(size > 1))
     trigger[others[: quota["timer"] - len(timer_apps)]] = "timer"
     if np.sum(trigger == "timer") < quota["timer"]:
         spare = rng.permutation(np.flatnonzero(trigger == ""))
@@ -302,7 +303,8 @@ def population(config: SyntheticTraceConfig) -> Population:
     free = rng.permutation(np.flatnonzero(~is_timer))
     n_never = min(len(free), round(config.never_invoked_share * n))
     active = free[n_never:]
-    rare = active[(size[active] > 1) & (rng.random(len(active)) < config.rare_function_share)]
+    rare_share = np.where(size[active] > 1, config.rare_function_share, config.rare_single_app_share)
+    rare = active[rng.random(len(active)) < rare_share]
     rate[rare] = 10.0 ** rng.uniform(config.rare_log10_min, config.rare_log10_max, len(rare))
     active = np.setdiff1d(active, rare)
     apps = np.unique(app_index[active])
