@@ -194,7 +194,7 @@ class TraceCalibration:
         per_row = counts.sum(axis=1)
         np.add.at(self.function_total, fids, per_row)
         np.add.at(self.function_days, fids, 1)
-        trigger_sum = pl.DataFrame({"t": invocations["Trigger"], "n": per_row}).group_by("t").agg(pl.col("n").sum())
+        trigger_sum = pl.DataFrame({"t": invocations["Trigger"], "n": per_row}).group_by("t", maintain_order=True).agg(pl.col("n").sum())
         for t, n in zip(trigger_sum["t"].to_list(), trigger_sum["n"].to_list()):
             self.trigger_invocations[t] = self.trigger_invocations.get(t, 0.0) + float(n)
         per_minute = counts.sum(axis=0)
@@ -270,7 +270,7 @@ class TraceCalibration:
     def _duration_figures(self) -> dict:
         if not self.durations:
             return {}
-        per_function = pl.concat(self.durations).group_by("HashOwner", "HashApp", "HashFunction").agg(
+        per_function = pl.concat(self.durations).group_by("HashOwner", "HashApp", "HashFunction", maintain_order=True).agg(
             ((pl.col("Average") * pl.col("Count")).sum() / pl.col("Count").sum()).alias("average_ms"),
             pl.col("Maximum").max().alias("maximum_ms"))
         average = per_function["average_ms"].drop_nulls().drop_nans().to_numpy()
@@ -287,7 +287,7 @@ class TraceCalibration:
     def _memory_figures(self) -> dict:
         if not self.memory:
             return {}
-        per_app = pl.concat(self.memory).group_by("HashOwner", "HashApp").agg(
+        per_app = pl.concat(self.memory).group_by("HashOwner", "HashApp", maintain_order=True).agg(
             pl.col("AverageAllocatedMb").mean().alias("average_mb"),
             pl.col("AverageAllocatedMb_pct100").max().alias("maximum_mb"))
         average = per_app["average_mb"].to_numpy()
