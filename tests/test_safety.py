@@ -546,7 +546,8 @@ def test_azure_export_into_an_older_export_keeps_no_stale_day(small_synthetic_tr
     assert (out / file_name(INVOCATIONS, 2)).exists()
     export(one_day, "azure2019", out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [file_name(k, 1) for k in (INVOCATIONS, DURATIONS, MEMORY)] + ["export_manifest_azure2019.json"])
+        [file_name(k, 1) for k in (INVOCATIONS, DURATIONS, MEMORY)]
+        + ["export_manifest_azure2019.json", "SYNTHETIC.json"])  # the source trace is synthetic: provenance kept
     result = ingest(out, tmp_path / "again.duckdb")
     assert result.days == [1] and result.functions == 10
     assert leftovers(tmp_path) == []
