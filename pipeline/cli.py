@@ -52,11 +52,17 @@ def synth_trace(
     functions: Annotated[int, typer.Option(help="number of functions")] = 2000,
     days: Annotated[int, typer.Option(help="number of days (1..14)")] = 2,
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    never_invoked_share: Annotated[float, typer.Option(
+        help="ASSUMPTION (not published): share of functions listed in the files but never invoked")] = 0.0,
 ) -> None:
-    """Write a synthetic trace in the exact Azure Functions 2019 schema, calibrated to published statistics."""
+    """Write a synthetic trace in the exact Azure Functions 2019 schema, calibrated to published statistics.
+
+    SYNTHETIC.json beside the CSVs lists every calibration target with the value achieved, its
+    tolerance and pass/fail, measured on the files written."""
     from .trace.synthetic import SyntheticTraceConfig, synthesize_trace
 
-    synthesize_trace(SyntheticTraceConfig(functions=functions, days=days, seed=seed), out)
+    synthesize_trace(SyntheticTraceConfig(functions=functions, days=days, seed=seed,
+                                          never_invoked_share=never_invoked_share), out)
 
 
 @cli.command()
@@ -195,8 +201,10 @@ def _split(values: list[str]) -> list[str]:
 def sweep(
     workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
     policies: Annotated[list[str], typer.Option(help="policies (repeat or comma-separate)")],
-    memory_mb: Annotated[list[str], typer.Option(help="memory sizes in MB (repeat or comma-separate)")],
     out: Annotated[Path, typer.Option(help="directory for sweep.parquet")],
+    memory_mb: Annotated[list[str] | None, typer.Option(help="memory sizes in MB (repeat or comma-separate)")] = None,
+    memory_fractions: Annotated[list[str] | None, typer.Option(
+        help="memory sizes as fractions of the workload's requested-model memory (instead of --memory-mb)")] = None,
     seeds: Annotated[list[str] | None, typer.Option(help="seeds (repeat or comma-separate; default 0)")] = None,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
     workers: Annotated[int, typer.Option(help="inference slots per server")] = 4,
@@ -207,23 +215,23 @@ def sweep(
     dask_workers: Workers = None,
 ) -> None:
     """Sweep policies x memory sizes x seeds on dask.distributed; one tidy table sweep.parquet."""
-    from .files import portable_path
     from .simulate.run import sweep as run
-    from .simulate.run import sweep_headline
+    from .simulate.summary import memory_grid_mb, write_summary
 
+    if bool(memory_mb) == bool(memory_fractions):
+        raise ManyModelsError("sweep: give exactly one of --memory-mb and --memory-fractions")
     try:
-        memory = [float(m) for m in _split(memory_mb)]
+        fractions = [float(f) for f in _split(memory_fractions)] if memory_fractions else None
+        memory = memory_grid_mb(workload, fractions) if fractions else [float(m) for m in _split(memory_mb)]
         seed_list = [int(s) for s in _split(seeds or ["0"])]
     except ValueError as error:
-        raise ManyModelsError(f"--memory-mb and --seeds take numbers: {error}") from error
+        raise ManyModelsError(f"--memory-mb, --memory-fractions and --seeds take numbers: {error}") from error
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
                 scheduler=scheduler, dask_workers=dask_workers)
+    flat = write_summary(table, workload, out, fractions)
     if metrics is not None:
-        _write_json(metrics, {"workload": portable_path(workload), "runs": table.height,
-                              "source_trace": table["source_trace"][0],
-                              "best_online_by_memory_mb": sweep_headline(table),
-                              "best_including_offline_by_memory_mb": sweep_headline(table, online_only=False)})
+        _write_json(metrics, flat)
 
 
 @cli.command()
@@ -310,6 +318,8 @@ def app() -> None:
         if exit_.code == 130:
             _interrupted()
         raise
+    except duckdb.InterruptException:  # Ctrl-C while DuckDB runs a query
+        _interrupted()
     except (OSError, duckdb.Error, polars.exceptions.PolarsError) as error:
         # input the checks above did not anticipate (unreadable file, foreign database): still one line
         _fail(f"{type(error).__name__}: {error}", error)

@@ -51,8 +51,10 @@ def mark_source(fig, source: str | None) -> None:
         return
     fig.text(0.5, 0.5, "SYNTHETIC", transform=fig.transFigure, fontsize=64, color="grey", alpha=0.13,
              ha="center", va="center", rotation=25, zorder=1000)
-    fig.text(0.5, 1.0, "SYNTHETIC trace (manymodels synth-trace), not real data", transform=fig.transFigure,
-             fontsize=10, color="crimson", ha="center", va="bottom", fontweight="bold")
+    # below everything already drawn (tick labels and axis labels may reach below the canvas)
+    bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.5, min(0.0, bottom) - 0.01, "SYNTHETIC trace (manymodels synth-trace), not real data",
+             transform=fig.transFigure, fontsize=10, color="crimson", ha="center", va="top", fontweight="bold")
     fig._manymodels_marked = True
 
 

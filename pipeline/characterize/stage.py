@@ -291,7 +291,8 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         },
     }
     fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
-    with atomic_output_dir(out) as tmp:  # the previous tables stay until every new one is written
+    # the previous tables stay until every new one is written
+    with atomic_output_dir(out, owned=("*.parquet", "*.json")) as tmp:
         for name, table in tables.items():
             table.write_parquet(tmp / f"{name}.parquet")
         (tmp / "summary.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")

@@ -20,11 +20,9 @@ by side), fidelity.json (this workload's metrics entry); the entry is also merge
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ import polars as pl
 
 from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
+from ..files import atomic_file, atomic_output_dir
 from ..logs import log
 from ..simulate.core import Workload
 from ..simulate.run import load_workload
@@ -173,11 +172,9 @@ def _number(value: float | None) -> float | None:
 
 
 def merge_metrics(entries: dict[str, dict], path: Path) -> None:
-    """Merge {workload name: entry} into the JSON object in `path`, atomically and under a lock."""
+    """Merge {workload name: entry} into the JSON object in `path`, atomically, under the output lock."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with atomic_file(path) as tmp:
         current = {}
         if path.exists():
             try:
@@ -187,10 +184,7 @@ def merge_metrics(entries: dict[str, dict], path: Path) -> None:
             if not isinstance(current, dict):
                 raise ManyModelsError(f"{path}: not a JSON object")
         current.update(entries)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            out.write(json.dumps(dict(sorted(current.items())), indent=2) + "\n")
-        os.replace(tmp, path)
+        tmp.write_text(json.dumps(dict(sorted(current.items())), indent=2) + "\n")
     log.info("wrote %s (%s)", path, ", ".join(sorted(entries)))
 
 
@@ -226,7 +220,6 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
         reference_dir, reference_kind = Path(reference), "given workload"
     candidate = _load_side(candidate_dir, "--workload")
     ref = _load_side(reference_dir, "--reference")
-    out.mkdir(parents=True, exist_ok=True)
 
     candidate_samples, reference_samples = _samples(candidate.profile), _samples(ref.profile)
     summary = summary_table([compare_samples(m, candidate_samples[m], reference_samples[m]) for m in DISTRIBUTIONS])
@@ -246,14 +239,8 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
     ], schema={"metric": pl.String, "candidate": pl.Float64, "reference": pl.Float64}).with_columns(
         (pl.col("candidate") - pl.col("reference")).alias("difference"))
 
-    summary.write_parquet(out / "summary.parquet")
-    scalars.write_parquet(out / "scalars.parquet")
-    cache.write_parquet(out / "cache.parquet")
-    hourly.write_parquet(out / "hourly.parquet")
-    pl.concat([_per_model("candidate", candidate), _per_model("reference", ref)]).write_parquet(out / "models.parquet")
-    pl.concat([_periods("candidate", candidate.profile), _periods("reference", ref.profile)]).write_parquet(
-        out / "periods.parquet")
-
+    models = pl.concat([_per_model("candidate", candidate), _per_model("reference", ref)])
+    periods = pl.concat([_periods("candidate", candidate.profile), _periods("reference", ref.profile)])
     ks = dict(zip(summary["metric"], summary["ks_d"], strict=True))
     shares = {row["metric"]: {"candidate": _number(row["candidate"]), "reference": _number(row["reference"])}
               for row in scalars.iter_rows(named=True)}
@@ -284,7 +271,14 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
         "config": {**{k: v for k, v in asdict(config).items() if k not in ("scheduler", "dask_workers")},
                    "memory_fractions": list(config.memory_fractions), "policies": list(config.policies)},
     }
-    (out / ENTRY_FILE).write_text(json.dumps({name: entry}, indent=2) + "\n")
+    built_reference = out / "reference"
+    with atomic_output_dir(out) as tmp:  # the previous tables stay until every new one is written
+        for table, file in ((summary, "summary"), (scalars, "scalars"), (cache, "cache"), (hourly, "hourly"),
+                            (models, "models"), (periods, "periods")):
+            table.write_parquet(tmp / f"{file}.parquet")
+        (tmp / ENTRY_FILE).write_text(json.dumps({name: entry}, indent=2) + "\n")
+        if reference is None:  # keep the reference replay (reused while unchanged) inside OUT
+            os.rename(built_reference, tmp / "reference")
     if metrics is not None and Path(metrics).resolve() != (out / ENTRY_FILE).resolve():
         merge_metrics({name: entry}, Path(metrics))
     log.info("wrote %s (summary, scalars, cache, hourly, models, periods, %s) in %.1f s: KS requests %.3f, idle "

@@ -147,7 +147,7 @@ def export(workload: Path, fmt: str, out: Path, time_unit: str = "s", worker_mem
         export_manifest = describe(written, extra)
         write_text_atomic(out.parent / f"export_manifest_{fmt}.json", json.dumps(export_manifest, indent=2) + "\n")
     else:  # a directory, replaced as a whole: nothing of an older export (e.g. stale day files) stays
-        with atomic_output_dir(out) as tmp:
+        with atomic_output_dir(out, owned=("*.csv", "*.txt", "*.json")) as tmp:
             if fmt == "cremebrulee":
                 written, extra = _export_cremebrulee(requests, models, manifest, tmp, worker_memory_mb)
             else:

@@ -294,8 +294,8 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         models = bind_models(models, catalog, config, "target_rate_per_day", rng)
         blocks = _parametric_blocks(models, fitted, config, rng)
 
-    # written into a temporary sibling that replaces `final` only when complete
-    with atomic_output_dir(final) as out:  # noqa: PLR1704 - `out` is the temporary directory from here on
+    # written into a temporary sibling (`out` from here on) that replaces `final` only when complete
+    with atomic_output_dir(final, owned=("*.parquet", "*.json")) as out:  # noqa: PLR1704
         requests_path = out / "requests.parquet"
         writer = RequestWriter(requests_path, models.height)
         try:
