@@ -286,6 +286,11 @@ def test_default_reference_is_the_replay_of_all_functions(small_synthetic_trace,
     again = fidelity(candidate, out, tmp_path / "metrics.json", db=db, config=config)  # reused, same figures
     assert (out / "reference" / "requests.parquet").stat().st_mtime_ns == stamp
     assert again["ks_idle_fraction"] == entry["ks_idle_fraction"]
+    # the reference's simulation outcomes are kept beside it and reused, with the same figures
+    stored = json.loads((out / "reference" / "fidelity_outcomes.json").read_text())
+    assert len(stored["outcomes"]) == 2
+    assert again["hit_ratio_max_abs_diff"] == entry["hit_ratio_max_abs_diff"]
+    assert again["cold_start_ratio"] == entry["cold_start_ratio"]
 
 
 def _cli(*args):
