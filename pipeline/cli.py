@@ -24,8 +24,24 @@ Scheduler = Annotated[str | None, typer.Option(
 Workers = Annotated[int | None, typer.Option(help="workers for the LocalCluster (default: cores, at most 4)")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"manymodels {version('manymodels')}")
+        except PackageNotFoundError:
+            print("manymodels (not installed)")
+        raise typer.Exit()
+
+
 @cli.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging; tracebacks of unexpected errors")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging; tracebacks of unexpected errors",
+                                          metavar="")] = False,
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
+                                               help="print the version and exit")] = False,
+) -> None:
     _state["verbose"] = verbose
     configure(verbose)
 
@@ -36,11 +52,17 @@ def synth_trace(
     functions: Annotated[int, typer.Option(help="number of functions")] = 2000,
     days: Annotated[int, typer.Option(help="number of days (1..14)")] = 2,
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    never_invoked_share: Annotated[float, typer.Option(
+        help="ASSUMPTION (not published): share of functions listed in the files but never invoked")] = 0.0,
 ) -> None:
-    """Write a synthetic trace in the exact Azure Functions 2019 schema, calibrated to published statistics."""
+    """Write a synthetic trace in the exact Azure Functions 2019 schema, calibrated to published statistics.
+
+    SYNTHETIC.json beside the CSVs lists every calibration target with the value achieved, its
+    tolerance and pass/fail, measured on the files written."""
     from .trace.synthetic import SyntheticTraceConfig, synthesize_trace
 
-    synthesize_trace(SyntheticTraceConfig(functions=functions, days=days, seed=seed), out)
+    synthesize_trace(SyntheticTraceConfig(functions=functions, days=days, seed=seed,
+                                          never_invoked_share=never_invoked_share), out)
 
 
 @cli.command()
@@ -61,7 +83,7 @@ def ingest(
     db: Annotated[Path, typer.Option(help="DuckDB file to write")] = Path("datasets/trace.duckdb"),
     scheduler: Scheduler = None,
     workers: Workers = None,
-    force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write an ingest summary JSON (per-day conservation) here")] = None,
 ) -> None:
     """Ingest every day found in TRACE into one DuckDB file (atomic, idempotent, conserving counts)."""
@@ -127,13 +149,16 @@ def synthesize(
 @cli.command()
 def export(
     workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
-    format: Annotated[str, typer.Option("--format", help="csv | libcachesim | cremebrulee | azure2019")],
-    out: Annotated[Path, typer.Option(help="output directory (libcachesim: a .csv path or a directory)")],
+    format: Annotated[str, typer.Option("--format", help="csv | libcachesim | oraclegeneral | cremebrulee | azure2019")],
+    out: Annotated[Path, typer.Option(help="output directory (libcachesim, oraclegeneral: a file path or a directory)")],
+    time_unit: Annotated[str, typer.Option(help="libcachesim CSV time column: s (libCacheSim's unit) | ms")] = "s",
+    worker_memory_mb: Annotated[float | None, typer.Option(
+        help="cremebrulee: warn about models larger than this worker memory (its simulator crashes on them)")] = None,
 ) -> None:
-    """Export a workload for other tools (libCacheSim, CremeBrulee, Azure-2019 replayers, CSV)."""
+    """Export a workload for other tools (libCacheSim CSV and oracleGeneral, CremeBrulee, Azure-2019 replayers, CSV)."""
     from .workload.export import export as run
 
-    run(workload, format, out)
+    run(workload, format, out, time_unit=time_unit, worker_memory_mb=worker_memory_mb)
 
 
 def _policy_params(ttl_min: float, alpha: float, beta: float, cost: str) -> dict:
@@ -154,10 +179,10 @@ def simulate(
     memory_mb: Annotated[float, typer.Option(help="memory per server, MB")],
     out: Annotated[Path, typer.Option(help="directory for metrics.json, metrics.parquet, memory.parquet")],
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
-    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 4,
     seed: Annotated[int, typer.Option(help="seed for tie-breaks and the random policy")] = 0,
-    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero (pure object cache)")] = False,
-    records: Annotated[bool, typer.Option(help="also write per-request records")] = False,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero (pure object cache)", metavar="")] = False,
+    records: Annotated[bool, typer.Option(help="also write per-request records", metavar="")] = False,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
 ) -> None:
     """Simulate one model cache on a workload."""
@@ -176,12 +201,14 @@ def _split(values: list[str]) -> list[str]:
 def sweep(
     workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
     policies: Annotated[list[str], typer.Option(help="policies (repeat or comma-separate)")],
-    memory_mb: Annotated[list[str], typer.Option(help="memory sizes in MB (repeat or comma-separate)")],
     out: Annotated[Path, typer.Option(help="directory for sweep.parquet")],
+    memory_mb: Annotated[list[str] | None, typer.Option(help="memory sizes in MB (repeat or comma-separate)")] = None,
+    memory_fractions: Annotated[list[str] | None, typer.Option(
+        help="memory sizes as fractions of the workload's requested-model memory (instead of --memory-mb)")] = None,
     seeds: Annotated[list[str] | None, typer.Option(help="seeds (repeat or comma-separate; default 0)")] = None,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
-    workers: Annotated[int, typer.Option(help="inference slots per server")] = 1,
-    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero")] = False,
+    workers: Annotated[int, typer.Option(help="inference slots per server")] = 4,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
     scheduler: Scheduler = None,
@@ -189,21 +216,22 @@ def sweep(
 ) -> None:
     """Sweep policies x memory sizes x seeds on dask.distributed; one tidy table sweep.parquet."""
     from .simulate.run import sweep as run
-    from .simulate.run import sweep_headline
+    from .simulate.summary import memory_grid_mb, write_summary
 
+    if bool(memory_mb) == bool(memory_fractions):
+        raise ManyModelsError("sweep: give exactly one of --memory-mb and --memory-fractions")
     try:
-        memory = [float(m) for m in _split(memory_mb)]
+        fractions = [float(f) for f in _split(memory_fractions)] if memory_fractions else None
+        memory = memory_grid_mb(workload, fractions) if fractions else [float(m) for m in _split(memory_mb)]
         seed_list = [int(s) for s in _split(seeds or ["0"])]
     except ValueError as error:
-        raise ManyModelsError(f"--memory-mb and --seeds take numbers: {error}") from error
+        raise ManyModelsError(f"--memory-mb, --memory-fractions and --seeds take numbers: {error}") from error
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
                 scheduler=scheduler, dask_workers=dask_workers)
+    flat = write_summary(table, workload, out, fractions)
     if metrics is not None:
-        _write_json(metrics, {"workload": str(workload), "runs": table.height,
-                              "source_trace": table["source_trace"][0],
-                              "best_online_by_memory_mb": sweep_headline(table),
-                              "best_including_offline_by_memory_mb": sweep_headline(table, online_only=False)})
+        _write_json(metrics, flat)
 
 
 @cli.command()
@@ -290,6 +318,8 @@ def app() -> None:
         if exit_.code == 130:
             _interrupted()
         raise
+    except duckdb.InterruptException:  # Ctrl-C while DuckDB runs a query
+        _interrupted()
     except (OSError, duckdb.Error, polars.exceptions.PolarsError) as error:
         # input the checks above did not anticipate (unreadable file, foreign database): still one line
         _fail(f"{type(error).__name__}: {error}", error)

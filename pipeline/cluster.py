@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import re
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -66,7 +67,6 @@ def dask_setup(worker: Any) -> None:
     """Run by dask in each LocalCluster worker process: Ctrl-C in the terminal reaches the whole
     process group, but only this process's client decides how to stop (it closes the cluster);
     a worker left to handle SIGINT itself prints its own KeyboardInterrupt traceback."""
-    import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
@@ -88,18 +88,27 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
 
     scheduler = scheduler or os.environ.get("MANYMODELS_SCHEDULER") or "local"
     check_scheduler(scheduler)
+    if workers is not None and workers < 1:
+        raise ManyModelsError(f"--workers/--dask-workers must be at least 1, got {workers}")
     _silence_task_errors()
     n_workers = workers or min(os.cpu_count() or 1, 4)
     if scheduler == "local":
         # each worker process gets its share of the cores for polars/DuckDB threads, so that
         # workers do not oversubscribe the machine
         threads = str(max(1, (os.cpu_count() or 1) // n_workers))
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True,
-            dashboard_address=":0", silence_logs=logging.CRITICAL + 1,
-            env={"POLARS_MAX_THREADS": threads, "OMP_NUM_THREADS": threads},
-            preload=["pipeline.cluster"],  # dask_setup below, in every worker process
-        )
+        # Ctrl-C during start-up: SIGINT is blocked while the worker processes are spawned (they
+        # inherit the mask and never see it); this process gets it once the cluster is up
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            fault_point("cluster:starting")
+            cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True,
+                dashboard_address=":0", silence_logs=logging.CRITICAL + 1,
+                env={"POLARS_MAX_THREADS": threads, "OMP_NUM_THREADS": threads},
+                preload=["pipeline.cluster"],  # dask_setup below, in every worker process
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         client = Client(cluster)
         client.run(_silence_task_errors)
         log.info("dask LocalCluster with %d worker processes", n_workers)

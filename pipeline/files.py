@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import fnmatch
 import hashlib
 import os
 import re
@@ -36,6 +37,18 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def portable_path(path: str | Path) -> str:
+    """`path` as written into an output: relative to the working directory (the repo, under DVC)
+    when it lies inside it, so outputs do not depend on where the checkout is; else as given."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def fault_point(name: str) -> None:
@@ -141,15 +154,30 @@ def output_lock(path: Path) -> Iterator[Path]:
         handle.close()
 
 
+def check_replaceable(path: Path, owned: tuple[str, ...]) -> None:
+    """Refuse to replace a directory holding anything but files of the kinds the stage writes
+    (`owned`: glob patterns), so that `--out .` or `--out reports` never wipes unrelated files."""
+    if not path.is_dir():
+        return
+    for entry in sorted(path.iterdir()):
+        if entry.is_dir() or not any(fnmatch.fnmatch(entry.name, pattern) for pattern in owned):
+            raise ManyModelsError(
+                f"{path}: holds {entry.name!r}, which this command does not write; refusing to replace the "
+                f"directory (use a new or empty directory, or remove it first)")
+
+
 @contextmanager
-def atomic_output_dir(path: Path) -> Iterator[Path]:
+def atomic_output_dir(path: Path, owned: tuple[str, ...] | None = None) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces `path` (a directory) as a whole.
 
     On any failure (exception, Ctrl-C) the temporary is removed and `path` is left as it was; a
-    killed run's temporary is removed by the next run. Holds `output_lock(path)` throughout."""
+    killed run's temporary is removed by the next run. Holds `output_lock(path)` throughout. With
+    `owned` (glob patterns), an existing `path` holding anything else is an error, not replaced."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ManyModelsError(f"{path}: exists and is not a directory")
+    if owned is not None:
+        check_replaceable(path, owned)
     with output_lock(path):
         remove_stale_temps(path.parent, path.name)
         tmp = temp_sibling(path)

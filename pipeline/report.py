@@ -51,8 +51,10 @@ def mark_source(fig, source: str | None) -> None:
         return
     fig.text(0.5, 0.5, "SYNTHETIC", transform=fig.transFigure, fontsize=64, color="grey", alpha=0.13,
              ha="center", va="center", rotation=25, zorder=1000)
-    fig.text(0.5, 1.0, "SYNTHETIC trace (manymodels synth-trace), not real data", transform=fig.transFigure,
-             fontsize=10, color="crimson", ha="center", va="bottom", fontweight="bold")
+    # below everything already drawn (tick labels and axis labels may reach below the canvas)
+    bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.5, min(0.0, bottom) - 0.01, "SYNTHETIC trace (manymodels synth-trace), not real data",
+             transform=fig.transFigure, fontsize=10, color="crimson", ha="center", va="top", fontweight="bold")
     fig._manymodels_marked = True
 
 
@@ -109,8 +111,27 @@ def render(notebook: Path, html: Path, parameters: dict, executed_dir: Path) -> 
             raise ManyModelsError(
                 f"{notebook}: cell {error.exec_count} failed: {error.ename}: {error.evalue} "
                 f"(the executed copy with the full error is {executed}; {html} left as it was)") from error
+    node = _without_run_times(nbformat.read(executed, as_version=4))
+    write_text_atomic(executed, nbformat.writes(node) + "\n", lock=False)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    body, _ = exporter.from_notebook_node(node)
     write_text_atomic(html, body)
     log.info("wrote %s (executed copy %s)", html, executed)
     return html
+
+
+RUN_TIME_KEYS = ("start_time", "end_time", "duration")
+
+
+def _without_run_times(node):
+    """The executed notebook without what changes from run to run (papermill and kernel timestamps,
+    the random id of the injected-parameters cell), so the same inputs give the same bytes."""
+    for key in RUN_TIME_KEYS:
+        node.metadata.get("papermill", {}).pop(key, None)
+    for cell in node.cells:
+        cell.metadata.pop("execution", None)
+        for key in RUN_TIME_KEYS:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+    return node

@@ -20,3 +20,16 @@ def small_synthetic_trace(tmp_path_factory):
     db = root / "trace.duckdb"
     ingest(trace, db)
     return trace, db
+
+
+@pytest.fixture(autouse=True)
+def _log_records_reach_caplog():
+    """A CLI call made in-process configures the project logger with propagate=False (its own rich
+    handler); later tests that read log records through caplog need them to reach the root again."""
+    import logging
+
+    logger = logging.getLogger("manymodels")
+    saved = logger.propagate
+    logger.propagate = True
+    yield
+    logger.propagate = saved

@@ -44,3 +44,15 @@ def test_wrong_hash_is_rejected(tmp_path):
     archive, size, _ = make_archive(tmp_path)
     with pytest.raises(ManyModelsError, match="SHA-256"):
         download(tmp_path / "out", urls=[archive.as_uri()], size=size, sha256="0" * 64)
+
+
+def test_failed_download_leaves_no_empty_directory(tmp_path):
+    out = tmp_path / "datasets" / "azure2019"
+    with pytest.raises(ManyModelsError):
+        download(out, urls=[(tmp_path / "nowhere.tar.xz").as_uri()])
+    assert not out.exists()
+    # a directory that existed before is left in place
+    out.mkdir(parents=True)
+    with pytest.raises(ManyModelsError):
+        download(out, urls=[(tmp_path / "nowhere.tar.xz").as_uri()])
+    assert out.is_dir()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from pipeline.characterize.stage import characterize
 from pipeline.report import render
-from pipeline.simulate.run import sweep, sweep_headline
+from pipeline.simulate.run import sweep
+from pipeline.simulate.summary import write_summary
 from pipeline.workload.synthesize import WorkloadConfig, synthesize
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -28,11 +31,9 @@ def stage_outputs(small_synthetic_trace, tmp_path_factory):
     synthesize(WorkloadConfig(mode="replay", models=20, minutes=600, seed=1, rate_scale=0.1), root / "workloads" / "r", db=db)
     synthesize(WorkloadConfig(mode="parametric", models=50, minutes=600, seed=2, rate_scale=0.1), root / "workloads" / "p",
                characterization=root / "characterization")
-    table = sweep(root / "workloads" / "r", ["lru", "belady", "cremebrulee"], [200.0, 1000.0], [0], root / "simulation",
+    table = sweep(root / "workloads" / "r", ["lru", "belady", "cremebrulee"], [200.0, 1000.0], [0, 1], root / "simulation",
                   workers=2)
-    (root / "metrics" / "simulation.json").write_text(json.dumps({
-        "workload": "r", "runs": table.height, "source_trace": "synthetic",
-        "best_online_by_memory_mb": sweep_headline(table), "best_including_offline_by_memory_mb": sweep_headline(table, False)}))
+    (root / "metrics" / "simulation.json").write_text(json.dumps(write_summary(table, root / "workloads" / "r", root / "simulation")))
     return root
 
 
@@ -101,15 +102,62 @@ def test_workload_report(stage_outputs, tmp_path):
     assert images(html) >= 2 and (tmp_path / "figures" / "workload_request_rate.png").exists()
 
 
-def test_simulation_report(stage_outputs, tmp_path):
-    html = render(NOTEBOOKS / "simulation.ipynb", tmp_path / "s.html", {
-        "simulation_dir": str(stage_outputs / "simulation"), "metrics_path": str(stage_outputs / "metrics" / "simulation.json"),
-        "cdf_memory_mb": 1000.0, "figures_dir": str(tmp_path / "figures"), "plots_dir": str(tmp_path / "plots")},
+def simulation_html(simulation_dir: Path, metrics_path: Path, tmp_path: Path, cdf_memory_mb: str) -> str:
+    return render(NOTEBOOKS / "simulation.ipynb", tmp_path / "s.html", {
+        "simulation_dir": str(simulation_dir), "metrics_path": str(metrics_path),
+        "cdf_memory_mb": cdf_memory_mb, "figures_dir": str(tmp_path / "figures"), "plots_dir": str(tmp_path / "plots")},
         tmp_path / "executed").read_text()
-    metrics = json.loads((stage_outputs / "metrics" / "simulation.json").read_text())
-    for memory, best in metrics["best_online_by_memory_mb"].items():
-        row = re.search(rf"<td>{memory} MB</td>\s*<td>([^<]+)</td>\s*<td>([^<]+)</td>", html)
-        assert row is not None, memory
-        assert row.groups() == (best["best_hit_ratio_policy"], f"{best['hit_ratio']:.4f}")
-    assert images(html) >= 3
+
+
+def test_simulation_report(stage_outputs, tmp_path):
+    html = simulation_html(stage_outputs / "simulation", stage_outputs / "metrics" / "simulation.json", tmp_path, "700")
+    winners = pl.read_parquet(stage_outputs / "simulation" / "winners.parquet").filter(pl.col("online_only"))
+    requested = json.loads((stage_outputs / "simulation" / "grid.json").read_text())["requested_model_mb"]
+    for row in winners.iter_rows(named=True):
+        verdict = f"<strong>{row['winner']}</strong>" if row["meaningful"] else "no meaningful winner"
+        cells = table_row(html, f"{row['memory_mb']:,.0f} MB ({100 * row['memory_mb'] / requested:.0f}%)")
+        assert cells[:5] == [verdict, row["best_policy"], f"{row['best_hit_ratio']:.4f}", row["runner_up_policy"],
+                             f"{row['margin']:.2g}"], row
+        assert cells[7] == "n/a"  # this sweep has no `overloaded` column
+    assert f"No meaningful winner at {winners.filter(~pl.col('meaningful')).height} of {winners.height} memory sizes" in html
+    assert "does not report which runs are overloaded" in html
+    assert "was not swept" in html  # 700 MB is not a swept size: said, not silently replaced
+    assert "SYNTHETIC" in html and "PosixPath" not in html
+    assert images(html) >= 4
+    assert {p.stem for p in (tmp_path / "figures").glob("*.png")} >= {
+        "hit_ratio_vs_memory", "p99_latency_vs_memory", "latency_cdf", "cold_starts_vs_memory"}
     assert (tmp_path / "plots" / "hit_ratio_vs_memory.csv").exists()
+
+
+def test_simulation_report_marks_overloaded_runs(stage_outputs, tmp_path):
+    sim = tmp_path / "simulation"
+    shutil.copytree(stage_outputs / "simulation", sim)
+    table = pl.read_parquet(sim / "sweep.parquet")
+    table = table.with_columns((pl.col("memory_mb") == table["memory_mb"].min()).alias("overloaded"))
+    table.write_parquet(sim / "sweep.parquet")
+    metrics = write_summary(table, stage_outputs / "workloads" / "r", sim)
+    (tmp_path / "simulation.json").write_text(json.dumps(metrics))
+    html = simulation_html(sim, tmp_path / "simulation.json", tmp_path, "auto")
+    assert metrics["overloaded_runs"] == table["overloaded"].sum()
+    winners = pl.read_parquet(sim / "winners.parquet").filter(pl.col("online_only")).sort("memory_mb")
+    overloaded = [f"{r['overloaded_runs']} of {r['runs']}" for r in winners.iter_rows(named=True)]
+    assert not overloaded[0].startswith("0 of") and overloaded[-1].startswith("0 of")
+    for text in overloaded:
+        assert f"<td>{text}</td>" in html
+    assert "does not report which runs are overloaded" not in html and "was not swept" not in html
+
+
+def test_notebook_finds_the_repo_root_when_the_kernel_starts_in_notebooks(stage_outputs, tmp_path):
+    """`jupyter lab notebooks/`: the kernel's cwd is notebooks/, the default paths are relative to the root."""
+    import papermill
+
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pipeline").mkdir()
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copytree(stage_outputs / "characterization", root / "datasets" / "characterization")
+    shutil.copytree(stage_outputs / "metrics", root / "reports" / "metrics")
+    papermill.execute_notebook(str(NOTEBOOKS / "characterization.ipynb"), str(tmp_path / "out.ipynb"),
+                               kernel_name="python3", progress_bar=False, cwd=str(root / "notebooks"))
+    assert (root / "reports" / "figures" / "characterization" / "idle_half_share_by_resolution.png").exists()
+    assert not (root / "notebooks" / "reports").exists()

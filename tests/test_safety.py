@@ -337,7 +337,9 @@ def test_bad_manifest_is_one_line(workload_copy, capsys):
     (["simulate", "--policy", "lru", "--memory-mb", 1000, "--seed", -1], "--seed must be >= 0, got -1"),
     (["sweep", "--policies", "lru", "--memory-mb", "500", "--scheduler", "foo"], "--scheduler 'foo': expected 'local', 'threads'"),
     (["sweep", "--policies", "lru", "--memory-mb", "nan"], "--memory-mb must be a positive finite number"),
-], ids=["memory nan", "memory inf", "cost foo", "ttl -1", "seed -1", "scheduler foo", "sweep memory nan"])
+    (["sweep", "--policies", "lru", "--memory-mb", "500", "--dask-workers", -2], "--dask-workers must be at least 1, got -2"),
+], ids=["memory nan", "memory inf", "cost foo", "ttl -1", "seed -1", "scheduler foo", "sweep memory nan",
+        "dask workers -2"])
 def test_bad_simulation_flags_are_one_line(workload, tmp_path, capsys, args, expected):
     code, err = cli([args[0], "--workload", workload, "--out", tmp_path / "out", *args[1:]], capsys)
     assert_one_line_error(code, err, expected)
@@ -403,14 +405,17 @@ def test_scheduler_address_that_is_not_dask_fails_in_bounded_time(workload, tmp_
 # ------------------------------------------------------------------------------ reports
 def test_failing_report_notebook_is_one_line(tmp_path, capsys):
     import nbformat
+    from papermill.exceptions import PapermillExecutionError
 
     notebook = tmp_path / "bad.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('no data here')")]
-    nbformat.write(nb, notebook)
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
     html = tmp_path / "out.html"
     html.write_text("previous report")
-    code, err = cli(["report", "--notebook", notebook, "--html", html, "--executed-dir", tmp_path / "exec"], capsys)
+    # what papermill raises when a cell fails (starting a kernel here would only slow the suite)
+    failure = PapermillExecutionError(1, 2, "raise ValueError('no data here')", "ValueError", "no data here",
+                                      ["Traceback ...", "ValueError: no data here"])
+    with mock.patch("papermill.execute_notebook", side_effect=failure):
+        code, err = cli(["report", "--notebook", notebook, "--html", html, "--executed-dir", tmp_path / "exec"], capsys)
     assert_one_line_error(code, err, "bad.ipynb: cell 2 failed: ValueError: no data here")
     assert html.read_text() == "previous report"
 
@@ -435,9 +440,9 @@ def test_sigkill_during_ingest_keeps_the_database_and_the_next_run_cleans_up(tin
 
 
 @pytest.mark.parametrize("point, signal_spec, scheduler", [
-    ("ingest:staged", "SIGINT", "threads"), ("ingest:built", "SIGINT", "threads"),
+    ("ingest:built", "SIGINT", "threads"), ("cluster:starting", "group:SIGINT", "local"),
     ("cluster:started", "group:SIGINT", "local"),
-], ids=["after staging", "database built", "cluster start-up (whole process group)"])
+], ids=["database built", "cluster start-up (whole process group)", "cluster up (whole process group)"])
 def test_ctrl_c_during_ingest_exits_130_without_traceback(tiny, tmp_path, point, signal_spec, scheduler):
     trace, db = tiny
     target = tmp_path / "trace.duckdb"
@@ -508,8 +513,7 @@ def test_atomic_output_dir_keeps_the_previous_directory_on_failure(tmp_path):
 
 # --------------------------------------------------------------------- synthesize: kill
 @pytest.mark.parametrize("point, signal_name", [
-    ("synthesize:block", "SIGKILL"), ("synthesize:written", "SIGKILL"), ("before-rename", "SIGKILL"),
-    ("synthesize:block", "SIGINT"), ("synthesize:written", "SIGINT"),
+    ("synthesize:block", "SIGKILL"), ("before-rename", "SIGKILL"), ("synthesize:written", "SIGINT"),
 ])
 def test_killed_synthesize_keeps_the_previous_workload(workload, small_synthetic_trace, tmp_path, point, signal_name):
     _, db = small_synthetic_trace
@@ -546,18 +550,37 @@ def test_azure_export_into_an_older_export_keeps_no_stale_day(small_synthetic_tr
     assert (out / file_name(INVOCATIONS, 2)).exists()
     export(one_day, "azure2019", out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [file_name(k, 1) for k in (INVOCATIONS, DURATIONS, MEMORY)] + ["export_manifest_azure2019.json"])
+        [file_name(k, 1) for k in (INVOCATIONS, DURATIONS, MEMORY)] + ["export_manifest_azure2019.json",
+                                                                        "SYNTHETIC.json"])  # provenance marker
     result = ingest(out, tmp_path / "again.duckdb")
     assert result.days == [1] and result.functions == 10
     assert leftovers(tmp_path) == []
 
 
 # ------------------------------------------------------------------------------ DVC, determinism
-def test_dvc_keeps_the_previous_database_when_ingest_fails():
+def test_dvc_keeps_the_previous_database_when_ingest_fails(tiny, tmp_path):
+    """`dvc repro` in a scratch repository whose ingest stage declares its database out as the
+    project's dvc.yaml does: after a failing ingest the previous database is still there."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    outs = stages["ingest"]["outs"]
-    entry = next(o for o in outs if isinstance(o, dict) and "datasets/trace.duckdb" in o)
-    assert entry["datasets/trace.duckdb"]["persist"] is True
+    out = next(o for o in stages["ingest"]["outs"] if "datasets/trace.duckdb" in (o if isinstance(o, dict) else {o: 0}))
+    declared = out["datasets/trace.duckdb"] if isinstance(out, dict) else {}
+    trace, _ = tiny
+    repo = tmp_path / "repo"
+    shutil.copytree(trace, repo / "t")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": {
+        "cmd": f"{sys.executable} -m pipeline.cli ingest --trace t --db db.duckdb --scheduler threads",
+        "deps": ["t"], "outs": [{"db.duckdb": declared} if declared else "db.duckdb"]}}}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DVC_NO_ANALYTICS="1", MANYMODELS_NO_PROGRESS="1")
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    [sys.executable, "-m", "dvc", "repro", "-q"]):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+    before = sha256_file(repo / "db.duckdb")
+    bad = repo / "t" / file_name(INVOCATIONS, 1)
+    bad.write_bytes(bad.read_bytes().replace(b"http,3,", b"http,-3,"))
+    failed = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True,
+                            check=False)
+    assert failed.returncode != 0 and "negative invocation count -3" in failed.stdout + failed.stderr
+    assert (repo / "db.duckdb").exists() and sha256_file(repo / "db.duckdb") == before
 
 
 def test_same_inputs_give_byte_identical_outputs(small_synthetic_trace, tmp_path):
@@ -579,3 +602,33 @@ def test_same_inputs_give_byte_identical_outputs(small_synthetic_trace, tmp_path
     # every table of the characterization (apps left out), summary/fitted params, metrics, 3 workload files
     tables = {f"c/{p.name}" for p in (tmp_path / "c").iterdir()} - {"c/apps.parquet"}
     assert set(runs[0]) == tables | {"w/requests.parquet", "w/models.parquet", "w/manifest.json", "m.json"}
+
+
+def test_an_output_directory_holding_other_files_is_not_replaced(workload, tmp_path, capsys):
+    mixed = tmp_path / "mine"
+    mixed.mkdir()
+    (mixed / "notes.md").write_text("my notes")
+    code, err = cli(["simulate", "--workload", workload, "--policy", "lru", "--memory-mb", 1000, "--out", mixed], capsys)
+    assert_one_line_error(code, err, "holds 'notes.md', which this command does not write")
+    assert [p.name for p in mixed.iterdir()] == ["notes.md"]
+    code, err = cli(["simulate", "--workload", workload, "--policy", "lru", "--memory-mb", 1000,
+                     "--out", tmp_path / "sim"], capsys)
+    assert code == 0, err
+    code, err = cli(["simulate", "--workload", workload, "--policy", "fifo", "--memory-mb", 1000,
+                     "--out", tmp_path / "sim"], capsys)  # its own earlier output is replaced
+    assert code == 0 and json.loads((tmp_path / "sim" / "metrics.json").read_text())["policy"] == "fifo"
+
+
+def test_unpack_writes_whole_files_and_removes_a_killed_run_s_partial_file(tmp_path):
+    from pipeline.trace.download import unpack
+    from tests.test_download import make_archive
+
+    archive, _, _ = make_archive(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / f".{file_name(INVOCATIONS, 1)}.tmp-{dead_pid()}"
+    partial.write_text("HashOwner,Hash")  # what a killed unpack leaves: never a truncated CSV under its name
+    written = unpack(archive, out)
+    assert sorted(p.name for p in written) == sorted(p.name for p in out.iterdir())
+    assert not partial.exists()
+    assert (out / file_name(INVOCATIONS, 1)).read_bytes() == (tmp_path / "src" / file_name(INVOCATIONS, 1)).read_bytes()

@@ -31,7 +31,7 @@ import polars as pl
 from ..cluster import map_on_cluster
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
-from ..files import atomic_output_dir, write_text_atomic
+from ..files import atomic_output_dir, portable_path, write_text_atomic
 from ..logs import log
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from . import days as day_partials
@@ -216,7 +216,7 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
     metrics = {
         "source": source,
         "synthetic": source == "synthetic",
-        "db": str(db),
+        "db": portable_path(db),
         "days": n_days,
         "day_list": days,
         "functions": functions.height,
@@ -291,7 +291,8 @@ def characterize(db: Path, out: Path, metrics_path: Path, scheduler: str | None 
         },
     }
     fitted = fitted_params(metrics, pooled, idle_days, combined, diurnal_minute, n_days)
-    with atomic_output_dir(out) as tmp:  # the previous tables stay until every new one is written
+    # the previous tables stay until every new one is written
+    with atomic_output_dir(out, owned=("*.parquet", "*.json")) as tmp:
         for name, table in tables.items():
             table.write_parquet(tmp / f"{name}.parquet")
         (tmp / "summary.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")

@@ -105,7 +105,7 @@ def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None 
     latency_percentiles = (np.percentile(served_latency, np.arange(101)).tolist() if len(served_latency) else [])
     if out is not None:
         final = Path(out)
-        with atomic_output_dir(final) as tmp:
+        with atomic_output_dir(final, owned=("*.parquet", "*.json")) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # percentiles stay out of the JSON
             memory_series(result, manifest.get("duration_ms", int(workload.t_ms.max(initial=0)) + 1)).write_parquet(
                 tmp / "memory.parquet")
@@ -175,7 +175,8 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     summary = table.group_by("policy", "memory_mb").agg(
         pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
         pl.col("excess_latency_mean_ms").mean(), pl.col("rejected_ratio").mean()).sort("memory_mb", "policy")
-    with atomic_output_dir(out) as tmp:  # the previous sweep stays until the new one is complete
+    # the previous sweep stays until the new one is complete
+    with atomic_output_dir(out, owned=("*.parquet", "*.csv", "*.json")) as tmp:
         table.write_parquet(tmp / "sweep.parquet")
         cdf.sort("policy", "memory_mb", "seed", "percentile").write_parquet(tmp / "latency_percentiles.parquet")
         summary.write_csv(tmp / "sweep_summary.csv")

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import ManyModelsError
-from ..files import sha256_file
+from ..files import atomic_file, remove_stale_temps, sha256_file
 from ..logs import log, progress_bar
 
 OFFICIAL_URL = ("https://azurecloudpublicdataset2.blob.core.windows.net/azurepublicdatasetv2/"
@@ -43,6 +43,7 @@ def verify(archive: Path, size: int = ARCHIVE_BYTES, sha256: str = ARCHIVE_SHA25
 def unpack(archive: Path, out: Path) -> list[Path]:
     """Extract the trace CSVs (flattened) into `out`."""
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)  # half-unpacked files of a killed run
     written = []
     with tarfile.open(archive, "r:xz") as tar:
         for member in tar.getmembers():
@@ -50,8 +51,8 @@ def unpack(archive: Path, out: Path) -> list[Path]:
             if member.isfile() and name.endswith(".csv"):
                 source = tar.extractfile(member)
                 assert source is not None
-                with (out / name).open("wb") as target:
-                    shutil.copyfileobj(source, target)
+                with atomic_file(out / name, lock=False) as tmp, tmp.open("wb") as target:
+                    shutil.copyfileobj(source, target)  # a file appears only once complete
                 written.append(out / name)
     if not written:
         raise ManyModelsError(f"{archive}: no CSV files inside")
@@ -62,7 +63,17 @@ def download(out: Path, urls: list[str] | None = None, timeout_s: float = 30.0,
              size: int = ARCHIVE_BYTES, sha256: str = ARCHIVE_SHA256) -> Path:
     """Download (first URL that works), verify and unpack the archive into `out`; return `out`."""
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_into(out, urls, timeout_s, size, sha256)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a failed download leaves no empty directory behind
+        raise
+
+
+def _download_into(out: Path, urls: list[str] | None, timeout_s: float, size: int, sha256: str) -> Path:
     archive = out / "azurefunctions-dataset2019.tar.xz"
     if not (archive.exists() and archive.stat().st_size == size):
         partial = archive.with_suffix(".part")

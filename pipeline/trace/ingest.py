@@ -281,6 +281,8 @@ def ingest(trace_dir: Path, db: Path, scheduler: str | None = None, workers: int
     """Ingest every day found in `trace_dir` into `db`. Re-running on unchanged files changes nothing."""
     layout = discover(Path(trace_dir))
     db = Path(db)
+    if db.is_dir():
+        raise ManyModelsError(f"{db}: is a directory; --db takes the path of the database file")
     fingerprint = _fingerprint(layout)
     if not force and _existing_fingerprint(db) == fingerprint:
         with duckdb.connect(str(db), read_only=True) as con:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ManyModelsError
 from ..files import sha256_file
+from ..logs import log
 
 WORKLOAD_FILES = ("requests.parquet", "models.parquet", "manifest.json")
 ROW_FILES = {"requests": "requests.parquet", "models": "models.parquet"}
@@ -35,32 +36,37 @@ def read_manifest(directory: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManyModelsError(f"{path}: not a valid workload manifest ({error})") from error
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("rows"), dict) \
-            or not isinstance(manifest.get("checksums"), dict):
-        raise ManyModelsError(f"{path}: not a workload manifest (no 'rows' and 'checksums'; "
-                              "rerun `manymodels synthesize`)")
+    if not isinstance(manifest, dict) or not all(
+            isinstance(manifest.get(key, {}), dict) for key in ("rows", "checksums")):
+        raise ManyModelsError(f"{path}: not a workload manifest (expected a JSON object with 'rows' and "
+                              "'checksums' objects; rerun `manymodels synthesize`)")
     return manifest
 
 
 def verify_workload(directory: Path) -> dict:
-    """Check every file against the manifest (checksum, row count); return the manifest."""
+    """Check every file against the manifest (checksum, row count); return the manifest.
+
+    `manymodels synthesize` records both; a hand-made manifest without them is accepted with a
+    warning (the rows themselves are still checked by `check_requests`)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
+    checksums, rows = manifest.get("checksums") or {}, manifest.get("rows") or {}
+    unchecked = [name for name in ROW_FILES.values() if name not in checksums]
+    if unchecked:
+        log.warning("%s: manifest.json has no checksum for %s; not verified", directory, ", ".join(unchecked))
     for name in ROW_FILES.values():
-        expected = manifest["checksums"].get(name)
-        if expected is None:
-            raise ManyModelsError(f"{directory / 'manifest.json'}: no checksum for {name}")
-        if sha256_file(directory / name) != expected:
+        expected = checksums.get(name)
+        if expected is not None and sha256_file(directory / name) != expected:
             raise ManyModelsError(f"{directory / name}: damaged or changed since it was written (its SHA-256 "
                                   "differs from manifest.json); rerun `manymodels synthesize`")
     for key, name in ROW_FILES.items():
-        expected = manifest["rows"].get(key)
+        expected = rows.get(key)
         try:
-            rows = pq.ParquetFile(directory / name).metadata.num_rows
+            actual = pq.ParquetFile(directory / name).metadata.num_rows
         except Exception as error:
             raise ManyModelsError(f"{directory / name}: not a readable Parquet file ({error})") from error
-        if expected is not None and rows != expected:
-            raise ManyModelsError(f"{directory / name}: {rows} rows, but manifest.json says {expected}")
+        if expected is not None and actual != expected:
+            raise ManyModelsError(f"{directory / name}: {actual} rows, but manifest.json says {expected}")
     return manifest
 
 

@@ -23,11 +23,14 @@ import polars as pl
 
 from ..db import connect_read_only, frame, meta
 from ..errors import ManyModelsError
-from ..files import atomic_output_dir, fault_point, sha256_file
+from ..files import atomic_output_dir, fault_point, portable_path, sha256_file
 from ..logs import log, progress_bar
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 from .catalog import default_catalog_path, load_catalog
 from .requests import ARRIVALS, RequestWriter, expand, scaled_counts
+
+# the embedded catalog as the manifest names it (package-relative, so manifests do not depend on the install path)
+EMBEDDED_CATALOG = "pipeline/data/model_catalog.csv"
 
 MODES = ("replay", "parametric")
 SELECTIONS = ("all", "uniform", "quantile", "topk")
@@ -260,7 +263,7 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         con = connect_read_only(db)
         info = meta(con)
         days = json.loads(info["days"])
-        source = {"kind": info["source"], "db": str(db), "days": days}
+        source = {"kind": info["source"], "db": portable_path(db), "days": days}
         # minutes on the trace's calendar from its first day: with a gap (d01, d03) d03 starts at minute 2,880
         window_end = (days[-1] - days[0] + 1) * MINUTES_PER_DAY
         if config.start_minute >= window_end:
@@ -285,14 +288,14 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
             raise ManyModelsError(f"{fitted_path}: not found (run `manymodels characterize` first)")
         fitted = json.loads(fitted_path.read_text())
         popularity = pl.read_parquet(characterization / "popularity.parquet")
-        source = {"kind": fitted["source"], "characterization": str(characterization), "days": fitted["days"]}
+        source = {"kind": fitted["source"], "characterization": portable_path(characterization), "days": fitted["days"]}
         con = None
         models = parametric_population(fitted, popularity, config, rng)
         models = bind_models(models, catalog, config, "target_rate_per_day", rng)
         blocks = _parametric_blocks(models, fitted, config, rng)
 
-    # written into a temporary sibling that replaces `final` only when complete
-    with atomic_output_dir(final) as out:  # noqa: PLR1704 - `out` is the temporary directory from here on
+    # written into a temporary sibling (`out` from here on) that replaces `final` only when complete
+    with atomic_output_dir(final, owned=("*.parquet", "*.json")) as out:  # noqa: PLR1704
         requests_path = out / "requests.parquet"
         writer = RequestWriter(requests_path, models.height)
         try:
@@ -313,7 +316,10 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
             "name": final.name,
             "mode": config.mode,
             "seed": config.seed,
-            "parameters": {**asdict(config), "triggers": list(config.triggers), "catalog": str(catalog_path)},
+            "parameters": {**asdict(config), "triggers": list(config.triggers),
+                           "catalog": portable_path(config.catalog) if config.catalog else None},  # None: embedded
+            "catalog": {"path": portable_path(catalog_path) if config.catalog else EMBEDDED_CATALOG,
+                        "sha256": sha256_file(catalog_path)},
             "source_trace": source,
             "synthetic_source": source["kind"] == "synthetic",
             "time_unit": "ms",
