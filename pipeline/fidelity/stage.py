@@ -245,6 +245,16 @@ def collect_metrics(fidelity_dir: Path, path: Path) -> dict:
     return entries
 
 
+def _check_replaceable(out: Path) -> None:
+    """Never replace a directory holding what this command does not write (`--out .`)."""
+    if not out.is_dir():
+        return
+    for item in sorted(out.iterdir()):
+        if not (item.name == "reference" and item.is_dir()) and (item.is_dir() or item.suffix not in (".parquet", ".json")):
+            raise ManyModelsError(f"{out}: holds {item.name!r}, which this command does not write; refusing to "
+                                  "replace the directory (use a new or empty directory, or remove it first)")
+
+
 def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: Path | None = None,
              db: Path | None = None, config: FidelityConfig = FidelityConfig()) -> dict:
     """Compare `workload` with `reference` (default: the replay of its source trace); write the
@@ -253,6 +263,7 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
     started = time.perf_counter()
     workload, out = Path(workload), Path(out)
     candidate_dir = require_workload(workload)
+    _check_replaceable(out)
     manifest = json.loads((candidate_dir / "manifest.json").read_text())
     if reference is None:
         if db is None:
