@@ -286,6 +286,11 @@ def test_default_reference_is_the_replay_of_all_functions(small_synthetic_trace,
     again = fidelity(candidate, out, tmp_path / "metrics.json", db=db, config=config)  # reused, same figures
     assert (out / "reference" / "requests.parquet").stat().st_mtime_ns == stamp
     assert again["ks_idle_fraction"] == entry["ks_idle_fraction"]
+    # the reference's simulation outcomes are kept beside it and reused, with the same figures
+    stored = json.loads((out / "reference" / "fidelity_outcomes.json").read_text())
+    assert len(stored["outcomes"]) == 2
+    assert again["hit_ratio_max_abs_diff"] == entry["hit_ratio_max_abs_diff"]
+    assert again["cold_start_ratio"] == entry["cold_start_ratio"]
 
 
 def _cli(*args):
@@ -301,7 +306,13 @@ def test_cli_errors_are_one_line_with_exit_2(pair, tmp_path):
                          "--metrics", tmp_path / "m.json")
     bad_policy = _cli("--workload", candidate, "--reference", candidate, "--policies", "nosuch", "--out",
                       tmp_path / "o", "--metrics", tmp_path / "m.json")
-    for run, needle in ((missing, "nope"), (bad_reference, "--reference"), (bad_policy, "nosuch")):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    foreign_out = _cli("--workload", candidate, "--reference", candidate, "--out", tmp_path / "mine",
+                       "--metrics", tmp_path / "m.json")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    for run, needle in ((missing, "nope"), (bad_reference, "--reference"), (bad_policy, "nosuch"),
+                        (foreign_out, "notes.txt")):
         assert run.returncode == 2, run.stderr
         errors = [line for line in run.stderr.splitlines() if line.startswith("manymodels: error:")]
         assert len(errors) == 1 and needle in errors[0], run.stderr

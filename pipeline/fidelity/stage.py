@@ -20,6 +20,7 @@ by side), fidelity.json (this workload's metrics entry); the entry is also merge
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .. import simulate as simulate_package
 from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
 from ..files import atomic_file, atomic_output_dir
@@ -109,7 +111,35 @@ def _samples(p: Profile) -> dict[str, np.ndarray]:
     }
 
 
-def _cache_table(candidate: Side, reference: Side, config: FidelityConfig) -> tuple[pl.DataFrame, dict]:
+OUTCOMES_FILE = "fidelity_outcomes.json"
+
+
+def _simulator_fingerprint() -> str:
+    """SHA-256 of the simulator's source: stored outcomes are reused only with the same simulator."""
+    digest = hashlib.sha256()
+    root = Path(simulate_package.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stored_outcomes(side: Side, fingerprint: str) -> dict:
+    path = side.directory / OUTCOMES_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    same = stored.get("simulator") == fingerprint and stored.get("checksums") == side.manifest.get("checksums")
+    return stored.get("outcomes", {}) if same else {}
+
+
+def _task_key(task: dict) -> str:
+    return json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in task.items()
+                       if k not in ("side", "directory", "memory_fraction")}, sort_keys=True)
+
+
+def _cache_table(candidate: Side, reference: Side, config: FidelityConfig,
+                 store_reference: bool = False) -> tuple[pl.DataFrame, dict]:
     reference_mb, reference_models = requested_memory_mb(reference.workload)
     candidate_mb, candidate_models = requested_memory_mb(candidate.workload)
     scale = candidate_models / reference_models if reference_models else 1.0
@@ -123,16 +153,29 @@ def _cache_table(candidate: Side, reference: Side, config: FidelityConfig) -> tu
                "policy": config.latency_policy, "memory_fraction": config.latency_memory_fraction,
                "memory_mb": config.latency_memory_fraction * reference_mb * side_scale, **common}
               for side, (s, side_scale) in sides.items()]
+    # the built reference replay keeps its outcomes (same files, same simulator): a rerun after a
+    # change of the candidate only simulates the candidate
+    fingerprint = _simulator_fingerprint() if store_reference else ""
+    stored = _stored_outcomes(reference, fingerprint) if store_reference else {}
+    value = {i: stored[_task_key(t)] for i, t in enumerate(tasks)
+             if t["side"] == "reference" and _task_key(t) in stored}
     # the longest runs first (the side with more requests, latency runs), so the workers finish together
     size = {side: len(s.workload.t_ms) for side, (s, _) in sides.items()}
-    order = sorted(range(len(tasks)), key=lambda i: (-size[tasks[i]["side"]], tasks[i]["kind"] == "hit_ratio", i))
-    log.info("fidelity: %d cache simulations (%s)", len(tasks), ", ".join(config.policies))
-    if config.scheduler == "serial":
+    order = sorted((i for i in range(len(tasks)) if i not in value),
+                   key=lambda i: (-size[tasks[i]["side"]], tasks[i]["kind"] == "hit_ratio", i))
+    log.info("fidelity: %d cache simulations (%s), %d reference outcomes reused", len(order),
+             ", ".join(config.policies), len(value))
+    if config.scheduler == "serial" or not order:
         results = [cache_run(tasks[i]) for i in order]
     else:
         results = map_on_cluster(cache_run, [tasks[i] for i in order], "fidelity cache runs",
                                  scheduler=config.scheduler, workers=config.dask_workers)
-    value = {i: r for i, r in zip(order, results, strict=True)}
+    value.update(zip(order, results, strict=True))
+    if store_reference:
+        outcomes = {**stored, **{_task_key(t): value[i] for i, t in enumerate(tasks) if t["side"] == "reference"}}
+        (reference.directory / OUTCOMES_FILE).write_text(json.dumps(
+            {"simulator": fingerprint, "checksums": reference.manifest.get("checksums"), "outcomes": outcomes},
+            indent=1, sort_keys=True) + "\n")
     outcome = {(t["side"], t["kind"], t["policy"], t["memory_fraction"]): value[i] for i, t in enumerate(tasks)}
     rows = [{"policy": policy, "memory_fraction": float(fraction), "memory_mb": fraction * reference_mb * scale,
              "reference_memory_mb": fraction * reference_mb,
@@ -202,6 +245,16 @@ def collect_metrics(fidelity_dir: Path, path: Path) -> dict:
     return entries
 
 
+def _check_replaceable(out: Path) -> None:
+    """Never replace a directory holding what this command does not write (`--out .`)."""
+    if not out.is_dir():
+        return
+    for item in sorted(out.iterdir()):
+        if not (item.name == "reference" and item.is_dir()) and (item.is_dir() or item.suffix not in (".parquet", ".json")):
+            raise ManyModelsError(f"{out}: holds {item.name!r}, which this command does not write; refusing to "
+                                  "replace the directory (use a new or empty directory, or remove it first)")
+
+
 def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: Path | None = None,
              db: Path | None = None, config: FidelityConfig = FidelityConfig()) -> dict:
     """Compare `workload` with `reference` (default: the replay of its source trace); write the
@@ -210,6 +263,7 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
     started = time.perf_counter()
     workload, out = Path(workload), Path(out)
     candidate_dir = require_workload(workload)
+    _check_replaceable(out)
     manifest = json.loads((candidate_dir / "manifest.json").read_text())
     if reference is None:
         if db is None:
@@ -224,7 +278,7 @@ def fidelity(workload: Path, out: Path, metrics: Path | None = None, reference: 
     candidate_samples, reference_samples = _samples(candidate.profile), _samples(ref.profile)
     summary = summary_table([compare_samples(m, candidate_samples[m], reference_samples[m]) for m in DISTRIBUTIONS])
     hourly = hourly_table(candidate.profile.hourly, ref.profile.hourly)
-    cache, cache_info = _cache_table(candidate, ref, config)
+    cache, cache_info = _cache_table(candidate, ref, config, store_reference=reference is None)
     scalars = pl.DataFrame([
         {"metric": name, "candidate": candidate.profile.top_shares[name], "reference": ref.profile.top_shares[name]}
         for name in TOP_FRACTIONS] + [
