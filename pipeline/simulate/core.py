@@ -153,7 +153,7 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
         raise ManyModelsError(f"workload {workload.name}: model_id outside 0..{n_models - 1}")
     size_mb = np.asarray(workload.size_mb, dtype=float)
     size_b = np.round(size_mb * 1_000_000).astype(np.int64)
-    capacity = int(round(float(memory_mb) * 1_000_000))
+    capacity = int(float(memory_mb) * 1_000_000)  # bytes, as libCacheSim's cache_size
     compiled = not python and policy in engine.KINDS
     needs_future = policy in NEXT_USE_POLICIES or not compiled
     next_pos, next_ms = next_use(times, models) if needs_future else (None, None)

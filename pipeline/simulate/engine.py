@@ -307,8 +307,7 @@ def pol_remove(kind, P, m):
 @njit(cache=True)
 def _oracle_utility(P, m, t_ms):
     distance = P[P_MNEXTMS][m] - t_ms
-    if distance < 1.0:
-        distance = 1.0
+    distance = max(distance, 1.0)
     return (1.0 / distance) ** P[P_FLOATS][F_ALPHA] * P[P_WEIGHT][m]
 
 
@@ -420,8 +419,7 @@ def pol_expire(kind, P, t_ms, mstate, pins, idle, evbuf, evtime):
             break
         if mstate[c] == LOADED and pins[c] == 0:
             when = last[c] + ttl
-            if idle[c] > when:
-                when = idle[c]
+            when = max(when, idle[c])
             pol_remove(kind, P, c)
             evbuf[n] = c
             evtime[n] = when
@@ -722,8 +720,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 m = models[x]
                 s = server_of[m]
                 latency[x] = tau - times[x]
-                if tau > fctr[FC_END]:
-                    fctr[FC_END] = tau
+                fctr[FC_END] = max(fctr[FC_END], tau)
                 slots[s] += 1
                 pins[m] -= 1
                 if pins[m] == 0:

@@ -65,8 +65,7 @@ class CremeBruleeOracle(CremeBrulee):
 
     def utility(self, model, t_ms):
         distance = self.next_use[model][0] - t_ms
-        if distance < 1.0:
-            distance = 1.0
+        distance = max(distance, 1.0)
         return (1.0 / distance) ** self.a * self.weight[model]  # never used again: 0
 
     def order_key(self, model, t_ms):
