@@ -118,23 +118,24 @@ def policy_weights(policy: str, size_mb: np.ndarray, load_ms: np.ndarray, exec_m
 
 def policy_state(kind: int, policy: str, n_requests: int, size_mb, load_ms, exec_ms, tiebreak, params: dict,
                  next_pos, next_ms, seed_state: int) -> tuple:
-    """The compiled policy's state arrays (`engine.P_*`), the same dtypes for every kind."""
+    """The compiled policy's state (`engine.R_*` rows), the same shapes and dtypes for every kind."""
     m = len(size_mb)
-    ints = np.zeros(8, dtype=np.int64)
-    ints[engine.I_HEAD] = ints[engine.I_TAIL] = -1
-    ints[engine.I_CURSOR] = engine.NO_CURSOR
-    floats = np.zeros(4)
-    floats[engine.F_TTL] = float(params.get("ttl_min", 10.0)) * 60_000.0
-    floats[engine.F_ALPHA] = float(params.get("alpha", 1.0))
+    width = max(m, 8)
+    ints = np.full((engine.INT_ROWS, width), -1, dtype=np.int64)
+    ints[engine.R_INTS] = 0
+    ints[engine.R_INTS, engine.I_HEAD] = ints[engine.R_INTS, engine.I_TAIL] = -1
+    ints[engine.R_INTS, engine.I_CURSOR] = engine.NO_CURSOR
+    ints[engine.R_INTS, engine.I_RNG] = seed_state
+    ints[engine.R_KEY2, :m] = tiebreak
+    ints[engine.R_COUNT] = 0
+    ints[engine.R_INPOL] = 0
+    floats = np.zeros((engine.FLOAT_ROWS, width))
+    floats[engine.R_FLOATS, engine.F_TTL] = float(params.get("ttl_min", 10.0)) * 60_000.0
+    floats[engine.R_FLOATS, engine.F_ALPHA] = float(params.get("alpha", 1.0))
+    floats[engine.R_WEIGHT, :m] = policy_weights(policy, size_mb, load_ms, exec_ms, params)
     if next_pos is None:
         next_pos, next_ms = np.zeros(1, dtype=np.int64), np.zeros(1)
-    return (ints, floats, np.zeros(m), np.asarray(tiebreak, dtype=np.int64), np.empty(m, dtype=np.int64),
-            np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64),
-            np.zeros(m, dtype=np.int64), policy_weights(policy, size_mb, load_ms, exec_ms, params),
-            np.ascontiguousarray(next_pos, dtype=np.int64), np.ascontiguousarray(next_ms, dtype=float),
-            np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros(m), np.empty(m, dtype=np.int64),
-            np.zeros(m, dtype=np.int8), np.empty(m, dtype=np.int64), np.full(m, -1, dtype=np.int64),
-            np.array([seed_state], dtype=np.uint64))
+    return (ints, floats, np.ascontiguousarray(next_pos, dtype=np.int64), np.ascontiguousarray(next_ms, dtype=float))
 
 
 def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1, workers: int = 1,

@@ -30,11 +30,13 @@ ABSENT, LOADING, LOADED = 0, 1, 2
 WAITING, STARTED, DROPPED = 0, 1, 2
 EV_LOAD, EV_EXEC = 0, 1
 
-# policy state P: indices into the tuple
-P_INTS, P_FLOATS, P_KEY1, P_KEY2, P_HEAP, P_HPOS, P_PREV, P_NEXT, P_COUNT, P_WEIGHT = range(10)
-P_NEXTPOS, P_NEXTMS, P_LAST, P_MPOS, P_MNEXTMS, P_CAND, P_INPOL, P_DENSE, P_DPOS, P_RNG = range(10, 20)
-# P_INTS slots
-I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE = range(6)
+# policy state P = (int64 rows x models, float64 rows x models, next-use position per request,
+# next-use time per request); the rows:
+R_INTS, R_KEY2, R_HEAP, R_HPOS, R_PREV, R_NEXT, R_COUNT, R_MPOS, R_CAND, R_INPOL, R_DENSE, R_DPOS = range(12)
+R_FLOATS, R_KEY1, R_WEIGHT, R_LAST, R_MNEXTMS = range(5)
+INT_ROWS, FLOAT_ROWS = 12, 5
+# R_INTS slots (the rows are at least 8 wide)
+I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG = range(7)
 # P_FLOATS slots
 F_INFLATION, F_TTL, F_ALPHA = range(3)
 
@@ -161,9 +163,9 @@ def ev_pop(et, es, ek, ei, n):
 
 # ---------------------------------------------------------------- seeded random numbers (splitmix64)
 @njit(cache=True)
-def rand_below(rng, k):
-    x = rng[0] + np.uint64(0x9E3779B97F4A7C15)
-    rng[0] = x
+def rand_below(ints, k):
+    x = np.uint64(ints[I_RNG]) + np.uint64(0x9E3779B97F4A7C15)
+    ints[I_RNG] = np.int64(x)
     z = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
@@ -182,16 +184,16 @@ def splitmix_below(state: int, k: int) -> tuple[int, int]:
     return x, z % k
 
 
-def _py_rand_below(rng, k):
-    state, value = splitmix_below(int(rng[0]), int(k))
-    rng[0] = np.uint64(state)
+def _py_rand_below(ints, k):
+    state, value = splitmix_below(int(ints[I_RNG]) & MASK64, int(k))
+    ints[I_RNG] = state - (1 << 64) if state >= 1 << 63 else state
     return value
 
 
 # ---------------------------------------------------------------- built-in policies
 @njit(cache=True)
 def _list_append(P, m):
-    ints, prev, nxt = P[P_INTS], P[P_PREV], P[P_NEXT]
+    ints, prev, nxt = P[0][R_INTS], P[0][R_PREV], P[0][R_NEXT]
     tail = ints[I_TAIL]
     prev[m] = tail
     nxt[m] = -1
@@ -204,7 +206,7 @@ def _list_append(P, m):
 
 @njit(cache=True)
 def _list_unlink(P, m):
-    ints, prev, nxt = P[P_INTS], P[P_PREV], P[P_NEXT]
+    ints, prev, nxt = P[0][R_INTS], P[0][R_PREV], P[0][R_NEXT]
     p = prev[m]
     q = nxt[m]
     if p >= 0:
@@ -219,7 +221,7 @@ def _list_unlink(P, m):
 
 @njit(cache=True)
 def _dense_add(P, m):
-    ints, dense, dpos = P[P_INTS], P[P_DENSE], P[P_DPOS]
+    ints, dense, dpos = P[0][R_INTS], P[0][R_DENSE], P[0][R_DPOS]
     dense[ints[I_NDENSE]] = m
     dpos[m] = ints[I_NDENSE]
     ints[I_NDENSE] += 1
@@ -227,7 +229,7 @@ def _dense_add(P, m):
 
 @njit(cache=True)
 def _dense_remove(P, m):
-    ints, dense, dpos = P[P_INTS], P[P_DENSE], P[P_DPOS]
+    ints, dense, dpos = P[0][R_INTS], P[0][R_DENSE], P[0][R_DPOS]
     j = dpos[m]
     last = dense[ints[I_NDENSE] - 1]
     dense[j] = last
@@ -238,88 +240,99 @@ def _dense_remove(P, m):
 
 @njit(cache=True)
 def _heap_set(P, m, key, fresh):
-    ints = P[P_INTS]
-    P[P_KEY1][m] = key
+    ints = P[0][R_INTS]
+    P[1][R_KEY1][m] = key
     if fresh:
-        ints[I_HEAPN] = heap_push(P[P_HEAP], ints[I_HEAPN], P[P_HPOS], P[P_KEY1], P[P_KEY2], m)
-    elif P[P_HPOS][m] >= 0:
-        heap_fix(P[P_HEAP], ints[I_HEAPN], P[P_HPOS], P[P_KEY1], P[P_KEY2], m)
+        ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
+    elif P[0][R_HPOS][m] >= 0:
+        heap_fix(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
 
 
 @njit(cache=True)
-def _touch(kind, P, m, t_ms, i, fresh):
-    count, weight, floats = P[P_COUNT], P[P_WEIGHT], P[P_FLOATS]
-    if kind == LRU or kind == TTL:
-        P[P_LAST][m] = t_ms
-        if not fresh:
-            _list_unlink(P, m)
-        _list_append(P, m)
-    elif kind == FIFO:
-        if fresh:
-            _list_append(P, m)
-    elif kind == RANDOM:
-        if fresh:
-            _dense_add(P, m)
-    elif kind == LFU:
-        count[m] = 1 if fresh else count[m] + 1
-        _heap_set(P, m, float(count[m]), fresh)
-    elif kind == GDSF:
-        count[m] = 1 if fresh else count[m] + 1
-        _heap_set(P, m, floats[F_INFLATION] + count[m] * weight[m], fresh)
-    elif kind == CREME:
+def _touch_list(P, m, t_ms, fresh):
+    P[1][R_LAST][m] = t_ms
+    if not fresh:
+        _list_unlink(P, m)
+    _list_append(P, m)
+
+
+@njit(cache=True)
+def _touch_count(P, m, fresh, kind):
+    count = P[0][R_COUNT]
+    if kind == CREME:
         count[m] += 1  # requests seen, kept across evictions
-        _heap_set(P, m, float(count[m]) ** floats[F_ALPHA] * weight[m], fresh)
-    elif kind == BELADY:
-        _heap_set(P, m, -float(P[P_NEXTPOS][i]), fresh)
-    elif kind == ORACLE:
-        P[P_MPOS][m] = P[P_NEXTPOS][i]
-        P[P_MNEXTMS][m] = P[P_NEXTMS][i]
+        key = float(count[m]) ** P[1][R_FLOATS][F_ALPHA] * P[1][R_WEIGHT][m]
+    else:
+        count[m] = 1 if fresh else count[m] + 1  # requests since loaded
+        key = float(count[m]) if kind == LFU else P[1][R_FLOATS][F_INFLATION] + count[m] * P[1][R_WEIGHT][m]
+    _heap_set(P, m, key, fresh)
+
+
+@njit(cache=True)
+def _touch_next_use(P, m, i, fresh, kind):
+    if kind == BELADY:
+        _heap_set(P, m, -float(P[2][i]), fresh)
+    else:
+        P[0][R_MPOS][m] = P[2][i]
+        P[1][R_MNEXTMS][m] = P[3][i]
         if fresh:
             _dense_add(P, m)
 
 
 @njit(cache=True)
 def pol_insert(kind, P, m, t_ms, i):
-    P[P_INPOL][m] = 1
-    _touch(kind, P, m, t_ms, i, True)
+    P[0][R_INPOL][m] = 1
+    if kind == LRU or kind == TTL or kind == FIFO:
+        _touch_list(P, m, t_ms, True)
+    elif kind == RANDOM:
+        _dense_add(P, m)
+    elif kind == LFU or kind == GDSF or kind == CREME:
+        _touch_count(P, m, True, kind)
+    else:
+        _touch_next_use(P, m, i, True, kind)
 
 
 @njit(cache=True)
 def pol_access(kind, P, m, t_ms, i):
-    _touch(kind, P, m, t_ms, i, False)
+    if kind == LRU or kind == TTL:
+        _touch_list(P, m, t_ms, False)
+    elif kind == LFU or kind == GDSF or kind == CREME:
+        _touch_count(P, m, False, kind)
+    elif kind == BELADY or kind == ORACLE:
+        _touch_next_use(P, m, i, False, kind)
 
 
 @njit(cache=True)
 def pol_remove(kind, P, m):
-    P[P_INPOL][m] = 0
+    P[0][R_INPOL][m] = 0
     if kind == LRU or kind == FIFO or kind == TTL:
         _list_unlink(P, m)
     elif kind == RANDOM or kind == ORACLE:
         _dense_remove(P, m)
     else:
-        if kind == GDSF and P[P_KEY1][m] > P[P_FLOATS][F_INFLATION]:
-            P[P_FLOATS][F_INFLATION] = P[P_KEY1][m]
-        if P[P_HPOS][m] >= 0:
-            ints = P[P_INTS]
-            ints[I_HEAPN] = heap_remove(P[P_HEAP], ints[I_HEAPN], P[P_HPOS], P[P_KEY1], P[P_KEY2], m)
+        if kind == GDSF and P[1][R_KEY1][m] > P[1][R_FLOATS][F_INFLATION]:
+            P[1][R_FLOATS][F_INFLATION] = P[1][R_KEY1][m]
+        if P[0][R_HPOS][m] >= 0:
+            ints = P[0][R_INTS]
+            ints[I_HEAPN] = heap_remove(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
 
 
 @njit(cache=True)
 def _oracle_utility(P, m, t_ms):
-    distance = P[P_MNEXTMS][m] - t_ms
+    distance = P[1][R_MNEXTMS][m] - t_ms
     distance = max(distance, 1.0)
-    return (1.0 / distance) ** P[P_FLOATS][F_ALPHA] * P[P_WEIGHT][m]
+    return (1.0 / distance) ** P[1][R_FLOATS][F_ALPHA] * P[1][R_WEIGHT][m]
 
 
 @njit(cache=True)
 def pol_next(kind, P, t_ms):
     """The next resident in eviction order (least valuable first), -1 when none is left."""
-    ints = P[P_INTS]
+    ints = P[0][R_INTS]
     if kind == LRU or kind == FIFO or kind == TTL:
         c = ints[I_CURSOR]
         if c == -1:
             return -1
-        c = ints[I_HEAD] if c == NO_CURSOR else P[P_NEXT][c]
+        c = ints[I_HEAD] if c == NO_CURSOR else P[0][R_NEXT][c]
         ints[I_CURSOR] = c
         return c
     if kind == RANDOM:  # a lazy Fisher-Yates shuffle of the residents
@@ -327,8 +340,8 @@ def pol_next(kind, P, t_ms):
         nd = ints[I_NDENSE]
         if j >= nd:
             return -1
-        dense, dpos = P[P_DENSE], P[P_DPOS]
-        r = j + rand_below(P[P_RNG], nd - j)
+        dense, dpos = P[0][R_DENSE], P[0][R_DPOS]
+        r = j + rand_below(P[0][R_INTS], nd - j)
         a = dense[j]
         b = dense[r]
         dense[j] = b
@@ -338,7 +351,7 @@ def pol_next(kind, P, t_ms):
         ints[I_CURSOR] = j + 1
         return b
     if kind == ORACLE:  # utility depends on the time: a scan of the residents
-        dense, inpol, mpos, key2 = P[P_DENSE], P[P_INPOL], P[P_MPOS], P[P_KEY2]
+        dense, inpol, mpos, key2 = P[0][R_DENSE], P[0][R_INPOL], P[0][R_MPOS], P[0][R_KEY2]
         best = -1
         best_u = 0.0
         for j in range(ints[I_NDENSE]):
@@ -352,14 +365,14 @@ def pol_next(kind, P, t_ms):
                 best_u = u
         if best >= 0:
             inpol[best] = 2
-            P[P_CAND][ints[I_NCAND]] = best
+            P[0][R_CAND][ints[I_NCAND]] = best
             ints[I_NCAND] += 1
         return best
     if ints[I_HEAPN] == 0:
         return -1
-    x, hn = heap_pop(P[P_HEAP], ints[I_HEAPN], P[P_HPOS], P[P_KEY1], P[P_KEY2])
+    x, hn = heap_pop(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2])
     ints[I_HEAPN] = hn
-    P[P_CAND][ints[I_NCAND]] = x
+    P[0][R_CAND][ints[I_NCAND]] = x
     ints[I_NCAND] += 1
     return x
 
@@ -367,7 +380,7 @@ def pol_next(kind, P, t_ms):
 @njit(cache=True)
 def pol_end(kind, P):
     """Close an eviction scan: candidates not removed go back."""
-    ints, cand, inpol = P[P_INTS], P[P_CAND], P[P_INPOL]
+    ints, cand, inpol = P[0][R_INTS], P[0][R_CAND], P[0][R_INPOL]
     ints[I_CURSOR] = NO_CURSOR
     if kind == ORACLE:
         for j in range(ints[I_NCAND]):
@@ -377,7 +390,7 @@ def pol_end(kind, P):
         for j in range(ints[I_NCAND]):
             x = cand[j]
             if inpol[x] == 1:
-                ints[I_HEAPN] = heap_push(P[P_HEAP], ints[I_HEAPN], P[P_HPOS], P[P_KEY1], P[P_KEY2], x)
+                ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], x)
     ints[I_NCAND] = 0
 
 
@@ -409,9 +422,9 @@ def pol_expire(kind, P, t_ms, mstate, pins, idle, evbuf, evtime):
     return how many (models in evbuf, the time each expired in evtime)."""
     if kind != TTL:
         return 0
-    ttl = P[P_FLOATS][F_TTL]
-    last, nxt = P[P_LAST], P[P_NEXT]
-    c = P[P_INTS][I_HEAD]
+    ttl = P[1][R_FLOATS][F_TTL]
+    last, nxt = P[1][R_LAST], P[0][R_NEXT]
+    c = P[0][R_INTS][I_HEAD]
     n = 0
     while c >= 0:
         following = nxt[c]
@@ -467,7 +480,7 @@ def make_room(kind, P, need, size, unload, free, server_of, mstate, pins, freed,
         if server_of[cbuf[j]] == s:
             evbuf[ns] = cbuf[j]
             ns += 1
-    ne = pol_select(kind, P, evbuf, ns, need - free[s], size)
+    ne = ns if kind == LRU or kind == FIFO or kind == TTL else pol_select(kind, P, evbuf, ns, need - free[s], size)
     unload_ms = 0.0
     freed_bytes = 0
     for j in range(ne):
@@ -500,8 +513,9 @@ def cache_loop(kind, P, times, models, size, capacity, servers):
     cbuf = np.empty(n_models, np.int64)
     evbuf = np.empty(n_models, np.int64)
     evtime = np.empty(n_models)
-    mem_t = np.empty(2 * n + 1)
-    mem_d = np.empty(2 * n + 1, np.int64)
+    n_mem = 2 * n + 1 if kind == TTL or kind < 0 else n + 1  # one per load, plus one per expiry
+    mem_t = np.empty(n_mem)
+    mem_d = np.empty(n_mem, np.int64)
     nmem = 0
     evictions = 0
     loads = 0
@@ -522,7 +536,8 @@ def cache_loop(kind, P, times, models, size, capacity, servers):
             evictions += ne
         if mstate[m] == LOADED:
             hits[i] = True
-            pol_access(kind, P, m, t, i)
+            if kind != FIFO and kind != RANDOM:
+                pol_access(kind, P, m, t, i)
             idle[m] = t
             continue
         if size[m] > capacity:
@@ -584,7 +599,7 @@ def _ready(E, m, s):
         rsize[s] = heap_push(E[E_RHEAP][s], rsize[s], E[E_RPOS], E[E_RKEY], E[E_RKEY2], m)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _dispatch(E, s, tau, exe):
     """Free slots on server s take the earliest queued request whose model is loaded there."""
     slots, rsize, qhead, qtail, qnext, status, ctr = (E[E_SLOTS], E[E_RSIZE], E[E_QHEAD], E[E_QTAIL],
@@ -682,6 +697,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     timed_out = np.zeros(n, np.bool_)
     latency = np.full(n, np.nan)
     n_events = n_models + servers * workers + 16
+    n_mem = 2 * n + 1 if kind == TTL or kind < 0 else n + 1  # one per load, plus one per expiry
     E = (np.zeros(8, np.int64), np.zeros(n_models, np.int8), np.full(n_models, -1, np.int64),
          np.zeros(n_models, np.int64), np.zeros(n_models), np.zeros(n_models, np.int8),
          np.empty(n_models + 1, np.int64), np.full(n_models, -1, np.int64), np.full(n_models, -1, np.int64),
@@ -690,13 +706,14 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
          np.empty((servers, n_models), np.int64), np.zeros(servers, np.int64), np.full(n_models, -1, np.int64),
          np.zeros(n_models), np.zeros(n_models, np.int64),
          np.empty(n_events), np.empty(n_events, np.int64), np.empty(n_events, np.int8), np.empty(n_events, np.int64),
-         np.empty(2 * n + 1), np.empty(2 * n + 1, np.int64),
+         np.empty(n_mem), np.empty(n_mem, np.int64),
          np.empty(n_models, np.int64), np.empty(n_models, np.int64), np.empty(n_models), np.zeros(servers, np.int64),
          np.full(n_models, -1, np.int64), np.zeros(2))
     ctr, mstate, server_of, pins, pending, pendq = E[E_CTR], E[E_MSTATE], E[E_SERVER], E[E_PINS], E[E_PENDING], E[E_PENDQ]
     qhead, qtail, qnext, status, evictable, slots = E[E_QHEAD], E[E_QTAIL], E[E_QNEXT], E[E_STATUS], E[E_EVICTABLE], E[E_SLOTS]
     et, es, ek, ei, fctr = E[E_ET], E[E_ES], E[E_EK], E[E_EI], E[E_FCTR]
     evbuf, evtime, free = E[E_EVBUF], E[E_EVTIME], E[E_FREE]
+    idle, rsize, rpos, rkey, rkey2, rheap = E[E_IDLE], E[E_RSIZE], E[E_RPOS], E[E_RKEY], E[E_RKEY2], E[E_RHEAP]
     use_timeout = max_wait_ms >= 0.0
     expires = kind == TTL or kind < 0
     i = 0
@@ -724,9 +741,11 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 slots[s] += 1
                 pins[m] -= 1
                 if pins[m] == 0:
-                    _unpinned(E, m, tau, size)
-                _dispatch(E, s, tau, exe)
-                if pins[m] == 0:
+                    idle[m] = tau
+                    evictable[s] += size[m]
+                if rsize[s] > 0:
+                    _dispatch(E, s, tau, exe)
+                if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
                     _try_pending(E, kind, P, tau, size, load, unload)
             else:
                 m = x
@@ -786,9 +805,13 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 s = server_of[m]
                 if pins[m] == 1:
                     evictable[s] -= size[m]
-                pol_access(kind, P, m, t, i)
-                _ready(E, m, s)
-                _dispatch(E, s, t, exe)
+                if kind != FIFO and kind != RANDOM:
+                    pol_access(kind, P, m, t, i)
+                if rpos[m] < 0:  # its queue was empty: m becomes a candidate for a free slot
+                    rkey[m] = i
+                    rsize[s] = heap_push(rheap[s], rsize[s], rpos, rkey, rkey2, m)
+                if slots[s] > 0:
+                    _dispatch(E, s, t, exe)
             elif state == LOADING:
                 pol_access(kind, P, m, t, i)
             elif pending[m] == 0:
