@@ -123,8 +123,8 @@ def main() -> None:
         for no_latency in (True, False):
             base = None
             for policy in POLICIES:
-                seconds, result = best_of(lambda p=policy: simulate(workload, p, many_mb, no_latency=no_latency,
-                                                                    workers=args.workers), 1 if policy != "lru" else 2)
+                seconds, result = best_of(lambda p=policy, nl=no_latency: simulate(
+                    workload, p, many_mb, no_latency=nl, workers=args.workers), 1 if policy != "lru" else 2)
                 base = base or seconds
                 c_rows.append({"mode": "object cache" if no_latency else "with latency", "policy": policy,
                                "seconds": seconds, "x LRU time": seconds / base,

@@ -378,3 +378,20 @@ def test_max_wait_drops_requests_that_could_not_start_in_time():
     result = simulate(workload, "lru", 100.0, max_wait_ms=1500.0)
     assert result.timed_out.tolist() == [False, False, False, True]
     assert result.latency_ms[:3].tolist() == [1100.0, 1000.0, 1999.0] and np.isnan(result.latency_ms[3])
+
+
+@given(case=sequences, policy=st.sampled_from(["lru", "fifo"]))
+@settings(max_examples=80, deadline=None)
+def test_list_fast_path_equals_the_general_object_cache_loop(case, policy):
+    from pipeline.simulate import engine
+    from pipeline.simulate.core import policy_state
+    models, sizes, capacity, seed = case
+    arrays = (np.arange(len(models), dtype=float), np.array(models, dtype=np.int64),
+              np.round(np.array(sizes) * 1e6).astype(np.int64))
+    def state():
+        return policy_state(engine.KINDS[policy], policy, len(models), np.array(sizes), np.ones(len(sizes)),
+                            np.ones(len(sizes)), np.arange(len(sizes)), {}, None, None, seed)
+    fast = engine.list_cache_loop(engine.KINDS[policy], state(), *arrays, int(capacity * 1e6))
+    general = engine.cache_loop(engine.KINDS[policy], state(), *arrays, int(capacity * 1e6), 1)
+    for a, b in zip(fast, general, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)

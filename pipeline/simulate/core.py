@@ -174,7 +174,9 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
         kind = -1
         state = engine.PythonPolicyState(make_policy(policy, context))
         cache_loop, event_loop = engine.python_build(engine.cache_loop), engine.python_build(engine.event_loop)
-    if no_latency:
+    if no_latency and compiled and servers == 1 and kind in (engine.LRU, engine.FIFO):
+        out = engine.list_cache_loop(kind, state, times, models, size_b, capacity)
+    elif no_latency:
         out = cache_loop(kind, state, times, models, size_b, capacity, servers)
     else:
         zero = np.zeros(n_models)

@@ -72,8 +72,7 @@ def summarize(result: RunResult, workload: Workload) -> dict:
     served = ~result.rejected & ~timed_out
     latency = result.latency_ms[served]
     excess = latency - result.exec_ms[served]
-    def pct(values: np.ndarray, q: float) -> float | None:
-        return float(np.percentile(values, q)) if len(values) else None
+    quantiles = np.percentile(latency, [50, 95, 99]).tolist() if len(latency) else [None] * 3
     mem_used = result.memory_events[1]
     return {
         "requests": int(n),
@@ -87,13 +86,13 @@ def summarize(result: RunResult, workload: Workload) -> dict:
         "evictions": int(result.evictions),
         "bytes_loaded": int(result.bytes_loaded),
         "latency_mean_ms": float(latency.mean()) if len(latency) else None,
-        "latency_p50_ms": pct(latency, 50),
-        "latency_p95_ms": pct(latency, 95),
-        "latency_p99_ms": pct(latency, 99),
+        "latency_p50_ms": quantiles[0],
+        "latency_p95_ms": quantiles[1],
+        "latency_p99_ms": quantiles[2],
         "excess_latency_mean_ms": float(excess.mean()) if len(excess) else None,
-        "excess_latency_p99_ms": pct(excess, 99),
+        "excess_latency_p99_ms": float(np.percentile(excess, 99)) if len(excess) else None,
         "memory_peak_mb": float(mem_used.max()) if len(mem_used) else 0.0,
-        "models_requested": len(np.unique(workload.model_id)),
+        "models_requested": int((np.bincount(workload.model_id, minlength=len(workload.size_mb)) > 0).sum()),
         "timed_out": int(timed_out.sum()),
         "overloaded": overloaded(result, workload),
         "memory_time_mb_min": memory_time_mb_min(result, workload),
