@@ -56,6 +56,12 @@ def write_oracle_general(workload, path: Path) -> None:
     records.tofile(path)
 
 
+def top_models_mb(workload, count: int) -> float:
+    """Memory that holds the `count` most requested models."""
+    requests = np.bincount(workload.model_id, minlength=len(workload.size_mb))
+    return float(workload.size_mb[np.argsort(-requests, kind="stable")[:count]].sum())
+
+
 def resident_after(result) -> int:
     return int(result.loads - result.evictions)
 
@@ -115,10 +121,7 @@ def main() -> None:
                    "M requests/s": n / latency_s / 1e6, "hit ratio": f"{latency.hits.mean():.6f}",
                    "overloaded": summarize(latency, workload)["overloaded"]}]
         # (c) every policy with 2,000+ models resident
-        many_mb = args.many_memory_mb
-        if many_mb is None:
-            counts = np.bincount(workload.model_id, minlength=len(workload.size_mb))
-            many_mb = float(workload.size_mb[np.argsort(-counts, kind="stable")[:2500]].sum())
+        many_mb = args.many_memory_mb or top_models_mb(workload, 2500)
         c_rows = []
         for no_latency in (True, False):
             base = None
@@ -137,13 +140,14 @@ def main() -> None:
             big, manifest = load_workload(args.scale_workload)
             big_n = len(big.t_ms)
             span_min = manifest.get("minutes") or (float(big.t_ms[-1]) / 60_000)
-            scale_mb = args.scale_memory_mb or float(np.sort(big.size_mb)[: len(big.size_mb) // 10].sum())
+            scale_mb = args.scale_memory_mb or top_models_mb(big, 2500)
             for policy in POLICIES:
                 start = time.perf_counter()
                 result = simulate(big, policy, scale_mb, workers=args.workers)
                 seconds = time.perf_counter() - start
                 d_rows.append({"policy": policy, "models": len(big.size_mb), "requests": big_n,
                                "seconds": seconds, "M requests/s": big_n / seconds / 1e6,
+                               "overloaded": summarize(result, big)["overloaded"],
                                "seconds per day (extrapolated)": seconds * 1440 / span_min,
                                "resident models at the end": resident_after(result),
                                "hit ratio": f"{result.hits.mean():.6f}"})
