@@ -1,11 +1,18 @@
-"""Simulator benchmark, all in the same run:
-(1) requests/second of the in-process core for LRU on one core (object-cache mode and with latency),
-    side by side with the libcachesim Python package's LRU on the same request sequence and sizes;
-(2) a policy x memory sweep on dask with 1 worker vs 2 workers.
+"""Simulator benchmark, all in the same run (ratios are measured side by side):
+(a) LRU --no-latency end to end from the workload directory (read, simulate, summarize) vs
+    libCacheSim's LRU (the libcachesim package, C core) on the same request sequence in its binary
+    oracleGeneral format (written here with a numpy structured dtype: 24-byte little-endian records
+    u32 time in seconds, u64 obj_id, u32 obj_size in bytes, i64 next access index or -1);
+(b) LRU with load/exec/unload latency: requests/second of the compiled core;
+(c) every built-in policy with 2,000+ models resident: time vs LRU's (object cache and with latency);
+(d) a parametric workload with many models (`--scale-workload`, e.g. 100,000 models), every
+    policy with latency, seconds and requests/second (and the day's time extrapolated when the
+    workload is shorter than a day);
+(e) a policy x memory sweep on dask with 1 worker vs 2 workers.
 
-    python benchmarks/bench_simulate.py --workload datasets/workloads/parametric
+    python benchmarks/bench_simulate.py --workload W --scale-workload W100K --sweep-workload WS
 
-Writes benchmarks/results/simulate.md."""
+Writes benchmarks/results/simulate.md and simulate.json."""
 
 from __future__ import annotations
 
@@ -17,84 +24,163 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from measure import markdown_table
 
 os.environ.setdefault("MANYMODELS_NO_PROGRESS", "1")
 
+POLICIES = ["lru", "fifo", "lfu", "random", "gdsf", "ttl", "cremebrulee", "belady", "cremebrulee-oracle"]
+ORACLE_GENERAL = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"), ("next", "<i8")])
 
-def best_of(function, repeat: int) -> float:
-    times = []
+
+def best_of(function, repeat: int) -> tuple[float, object]:
+    times, result = [], None
     for _ in range(repeat):
         start = time.perf_counter()
-        function()
+        result = function()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return min(times), result
+
+
+def write_oracle_general(workload, path: Path) -> None:
+    from pipeline.simulate.core import next_use
+    n = len(workload.t_ms)
+    position, _ = next_use(workload.t_ms, workload.model_id)
+    records = np.empty(n, dtype=ORACLE_GENERAL)
+    records["time"] = workload.t_ms // 1000
+    records["obj_id"] = workload.model_id
+    records["obj_size"] = np.round(workload.size_mb * 1_000_000).astype(np.int64)[workload.model_id]
+    records["next"] = np.where(position < n, position, -1)
+    records.tofile(path)
+
+
+def top_models_mb(workload, count: int) -> float:
+    """Memory that holds the `count` most requested models."""
+    requests = np.bincount(workload.model_id, minlength=len(workload.size_mb))
+    return float(workload.size_mb[np.argsort(-requests, kind="stable")[:count]].sum())
+
+
+def resident_after(result) -> int:
+    return int(result.loads - result.evictions)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", type=Path, default=Path("datasets/workloads/parametric"))
-    parser.add_argument("--memory-mb", type=float, default=2000.0)
-    parser.add_argument("--latency-memory-mb", type=float, default=8000.0,
-                        help="memory for the run with latency (small memories collapse under load-time backlog)")
+    parser.add_argument("--memory-mb", type=float, default=2000.0, help="(a) memory")
+    parser.add_argument("--many-memory-mb", type=float, default=None,
+                        help="(c) memory holding 2,000+ models (default: the sizes of the 2,500 most requested)")
+    parser.add_argument("--workers", type=int, default=256, help="inference slots for the runs with latency")
+    parser.add_argument("--scale-workload", type=Path, default=None, help="(d) a workload with many models")
+    parser.add_argument("--scale-memory-mb", type=float, default=None)
+    parser.add_argument("--sweep-workload", type=Path, default=None, help="(e) default: --workload")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
     import libcachesim as lcs
 
     from pipeline.simulate.core import simulate
-    from pipeline.simulate.run import load_workload, sweep
-    from pipeline.workload.export import export
+    from pipeline.simulate.run import load_workload, summarize, sweep
 
     workload, _ = load_workload(args.workload)
     n = len(workload.t_ms)
-    rows = []
+    simulate(load_workload(args.workload)[0], "lru", args.memory_mb, no_latency=True)  # load the compiled code
+    out: dict = {"workload": str(args.workload), "requests": n, "models": len(workload.size_mb)}
     with tempfile.TemporaryDirectory() as tmp:
-        trace = Path(tmp) / "trace.csv"
-        export(args.workload, "libcachesim", trace)
-        params = lcs.ReaderInitParam()
-        params.has_header, params.delimiter = True, ","
-        params.time_field, params.obj_id_field, params.obj_size_field = 1, 2, 3
+        # (a) end to end vs libCacheSim on its binary format
+        trace = Path(tmp) / "trace.oracleGeneral.bin"
+        write_oracle_general(workload, trace)
         capacity = int(args.memory_mb * 1_000_000)
 
         def run_lcs():
-            reader = lcs.TraceReader(str(trace), lcs.TraceType.CSV_TRACE, params)
+            reader = lcs.TraceReader(str(trace), lcs.TraceType.ORACLE_GENERAL_TRACE)
             return lcs.LRU(cache_size=capacity).process_trace(reader)
 
         run_lcs()  # warm the page cache
-        lcs_s = best_of(run_lcs, args.repeat)
-        miss_ratio = run_lcs()[0]
-        ours_s = best_of(lambda: simulate(workload, "lru", args.memory_mb, no_latency=True), args.repeat)
-        ours_hit = simulate(workload, "lru", args.memory_mb, no_latency=True).hits.mean()
-        latency_s = best_of(lambda: simulate(workload, "lru", args.latency_memory_mb, workers=16), args.repeat)
-        latency_hit = simulate(workload, "lru", args.latency_memory_mb, workers=16).hits.mean()
-        for name, seconds, hit in (
-            ("libcachesim LRU (C, CSV reader), process_trace", lcs_s, 1 - miss_ratio),
-            ("manymodels LRU --no-latency (object cache)", ours_s, ours_hit),
-            (f"manymodels LRU with load/exec latency ({args.latency_memory_mb:.0f} MB, 16 slots)", latency_s, latency_hit),
-        ):
-            rows.append({"run": name, "requests": n, "seconds": seconds, "M requests/s": n / seconds / 1e6,
-                         "x libcachesim time": seconds / lcs_s, "hit ratio": "" if hit is None else f"{hit:.6f}"})
-        sweep_rows = []
+        lcs_s, lcs_out = best_of(run_lcs, args.repeat)
+
+        def end_to_end():
+            w, _ = load_workload(args.workload)
+            return summarize(simulate(w, "lru", args.memory_mb, no_latency=True), w)
+
+        ours_s, ours = best_of(end_to_end, args.repeat)
+        core_s, core = best_of(lambda: simulate(workload, "lru", args.memory_mb, no_latency=True), args.repeat)
+        a_rows = [
+            {"run": "libCacheSim LRU, oracleGeneral binary, process_trace", "seconds": lcs_s,
+             "M requests/s": n / lcs_s / 1e6, "x libCacheSim time": 1.0, "hit ratio": f"{1 - lcs_out[0]:.6f}"},
+            {"run": "manymodels LRU --no-latency, end to end (read parquet, simulate, summarize)", "seconds": ours_s,
+             "M requests/s": n / ours_s / 1e6, "x libCacheSim time": ours_s / lcs_s, "hit ratio": f"{ours['hit_ratio']:.6f}"},
+            {"run": "manymodels LRU --no-latency, simulate() only", "seconds": core_s,
+             "M requests/s": n / core_s / 1e6, "x libCacheSim time": core_s / lcs_s, "hit ratio": f"{core.hits.mean():.6f}"},
+        ]
+        # (b) LRU with latency
+        latency_s, latency = best_of(lambda: simulate(workload, "lru", args.memory_mb, workers=args.workers), args.repeat)
+        b_rows = [{"run": f"LRU with latency ({args.memory_mb:.0f} MB, {args.workers} slots)", "seconds": latency_s,
+                   "M requests/s": n / latency_s / 1e6, "hit ratio": f"{latency.hits.mean():.6f}",
+                   "overloaded": summarize(latency, workload)["overloaded"]}]
+        # (c) every policy with 2,000+ models resident
+        many_mb = args.many_memory_mb or top_models_mb(workload, 2500)
+        c_rows = []
+        for no_latency in (True, False):
+            base = None
+            for policy in POLICIES:
+                seconds, result = best_of(lambda p=policy, nl=no_latency: simulate(
+                    workload, p, many_mb, no_latency=nl, workers=args.workers), 1 if policy != "lru" else 2)
+                base = base or seconds
+                c_rows.append({"mode": "object cache" if no_latency else "with latency", "policy": policy,
+                               "seconds": seconds, "x LRU time": seconds / base,
+                               "resident models at the end": resident_after(result),
+                               "hit ratio": f"{result.hits.mean():.6f}"})
+        out.update(a=a_rows, b=b_rows, c=c_rows, c_memory_mb=many_mb)
+        # (d) many models
+        d_rows = []
+        if args.scale_workload is not None:
+            big, manifest = load_workload(args.scale_workload)
+            big_n = len(big.t_ms)
+            span_min = manifest.get("minutes") or (float(big.t_ms[-1]) / 60_000)
+            scale_mb = args.scale_memory_mb or top_models_mb(big, 2500)
+            for policy in POLICIES:
+                start = time.perf_counter()
+                result = simulate(big, policy, scale_mb, workers=args.workers)
+                seconds = time.perf_counter() - start
+                d_rows.append({"policy": policy, "models": len(big.size_mb), "requests": big_n,
+                               "seconds": seconds, "M requests/s": big_n / seconds / 1e6,
+                               "overloaded": summarize(result, big)["overloaded"],
+                               "seconds per day (extrapolated)": seconds * 1440 / span_min,
+                               "resident models at the end": resident_after(result),
+                               "hit ratio": f"{result.hits.mean():.6f}"})
+                del result
+            out.update(d=d_rows, d_memory_mb=scale_mb, d_minutes=span_min)
+            del big
+        # (e) sweep on 1 vs 2 dask workers
+        sweep_dir = args.sweep_workload or args.workload
+        e_rows = []
         policies = ["lru", "lfu", "fifo", "gdsf", "cremebrulee", "belady"]
         memory = [250.0, 500.0, 1000.0, 2000.0]
-        for workers in (1, 2):
+        for dask_workers in (1, 2):
             start = time.perf_counter()
-            sweep(args.workload, policies, memory, [0, 1], Path(tmp) / f"sweep{workers}", workers=4,
-                  scheduler="local", dask_workers=workers)
-            sweep_rows.append({"dask workers": workers, "runs": len(policies) * len(memory) * 2,
-                               "seconds": time.perf_counter() - start})
-        for row in sweep_rows:
-            row["speed-up vs 1 worker"] = sweep_rows[0]["seconds"] / row["seconds"]
-    text = (f"Simulator benchmark on `{args.workload}` ({n} requests, {args.memory_mb:.0f} MB), best of {args.repeat}, "
-            f"one process, same run.\n\n{markdown_table(rows)}\n\nSweep (LocalCluster, includes cluster start-up):\n\n"
-            f"{markdown_table(sweep_rows)}\n")
+            sweep(sweep_dir, policies, memory, [0], Path(tmp) / f"sweep{dask_workers}", workers=4,
+                  scheduler="local", dask_workers=dask_workers)
+            e_rows.append({"dask workers": dask_workers, "runs": len(policies) * len(memory),
+                           "seconds": time.perf_counter() - start})
+        for row in e_rows:
+            row["speed-up vs 1 worker"] = e_rows[0]["seconds"] / row["seconds"]
+        out.update(e=e_rows, e_workload=str(sweep_dir))
+    text = (f"Simulator benchmark on `{args.workload}` ({n} requests, {len(workload.size_mb)} models), one process, "
+            f"same run, best of {args.repeat} where repeated.\n\n(a) LRU without latency at {args.memory_mb:.0f} MB:\n\n"
+            f"{markdown_table(a_rows)}\n\n(b) LRU with latency:\n\n{markdown_table(b_rows)}\n\n"
+            f"(c) every policy at {many_mb:.0f} MB (2,000+ models resident):\n\n{markdown_table(c_rows)}\n")
+    if d_rows:
+        text += (f"\n(d) `{args.scale_workload}`, {out['d_minutes']:.0f} simulated minutes, {out['d_memory_mb']:.0f} MB, "
+                 f"{args.workers} slots, with latency:\n\n{markdown_table(d_rows)}\n")
+    text += f"\n(e) sweep on `{sweep_dir}` (LocalCluster, includes cluster start-up):\n\n{markdown_table(e_rows)}\n"
     print(text)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "simulate.md").write_text(text)
-    (out / "simulate.json").write_text(json.dumps({"single": rows, "sweep": sweep_rows}, indent=2))
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "simulate.md").write_text(text)
+    (results / "simulate.json").write_text(json.dumps(out, indent=2, default=str))
 
 
 if __name__ == "__main__":

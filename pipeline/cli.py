@@ -170,6 +170,8 @@ TtlMin = Annotated[float, typer.Option(help="keep-alive TTL policy: idle minutes
 Alpha = Annotated[float, typer.Option(help="CremeBrulee frequency exponent a")]
 Beta = Annotated[float, typer.Option(help="CremeBrulee cost exponent b")]
 Cost = Annotated[str, typer.Option(help="CremeBrulee reload cost: load | load_over_exec")]
+MaxWaitMs = Annotated[float, typer.Option(help="drop a request that waited this long without starting "
+                                                "(counted as timed_out); 0: no limit")]
 
 
 @cli.command()
@@ -184,13 +186,14 @@ def simulate(
     no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero (pure object cache)", metavar="")] = False,
     records: Annotated[bool, typer.Option(help="also write per-request records", metavar="")] = False,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
+    max_wait_ms: MaxWaitMs = 0.0,
 ) -> None:
     """Simulate one model cache on a workload."""
     from .simulate.run import run_one
 
     params = _policy_params(ttl_min, alpha, beta, cost).get(policy, {})
     run_one(workload, policy, memory_mb, out, servers=servers, workers=workers, seed=seed, no_latency=no_latency,
-            policy_params=params, records=records)
+            policy_params=params, records=records, max_wait_ms=max_wait_ms or None)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -211,6 +214,7 @@ def sweep(
     no_latency: Annotated[bool, typer.Option("--no-latency", help="all load/exec/unload times zero", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write the sweep headline JSON (DVC metrics) here")] = None,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
+    max_wait_ms: MaxWaitMs = 0.0,
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
 ) -> None:
@@ -228,7 +232,7 @@ def sweep(
         raise ManyModelsError(f"--memory-mb, --memory-fractions and --seeds take numbers: {error}") from error
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
-                scheduler=scheduler, dask_workers=dask_workers)
+                scheduler=scheduler, dask_workers=dask_workers, max_wait_ms=max_wait_ms or None)
     flat = write_summary(table, workload, out, fractions)
     if metrics is not None:
         _write_json(metrics, flat)

@@ -1,32 +1,52 @@
 """The event-driven core: requests in time order against one or more servers of memory M.
 
-Server model (all times simulated, in ms; nothing reads the wall clock):
-- a request for a resident, loaded model is a hit; for a model still loading it waits for the
-  load and counts as a miss (not a second cold start); otherwise it is a cold start: victims are
-  chosen by the policy until the model fits, unloaded (unload time), and the model loads (load
-  time); its memory is reserved from the start of the load;
-- loads run beside inference, not in its queue (so miss penalty and queueing stay separate);
-  a model that is still loading is evicted only when the loaded models do not free enough memory,
-  and then only once its load is done (the new load waits; the loads that finish first go first);
-  requests already dispatched to a model that is then evicted still complete (in-flight work is
-  not modelled as holding memory);
-- each server has `workers` inference slots serving requests in arrival order; a request runs
-  once its model is loaded and a slot is free; latency = completion - arrival;
-- with several servers a model lives on one server at a time; a cold start goes to the
-  least-loaded server with room, else to the least-loaded server, evicting there;
-- a model larger than a server's memory cannot be served: the request is rejected and counted
-  (as a miss; `rejected` in the metrics), never given an infinite latency.
+Serving model (all times simulated, in ms; nothing reads the wall clock). Where a choice is open
+it follows model servers such as TF Serving and Triton: a model is served once fully loaded,
+requests queue per model, loads run beside inference, and memory held by a model with work in
+flight is not taken from it.
+- Per-model queues. Each server has `workers` inference slots; a free slot takes the earliest
+  queued request whose model is loaded on that server (no head-of-line blocking across models).
+  latency = completion - arrival.
+- A request for a loaded model is a hit. A request for a model that is loading, or whose load is
+  waiting to start, waits for that load: a miss, not a second cold start. Otherwise it is a cold
+  start and asks for a load.
+- Loads are decided when they can start: the victims are chosen then (so a victim requested again
+  while the load waits is simply not chosen: the eviction is cancelled), unloaded one after the
+  other (unload time), and the model loads (load time); its memory is reserved from the decision.
+  Loads run beside inference, not in its queue. Loads that cannot start yet wait in request order.
+- Queued and running work pins its model's memory: only a loaded model with no queued or running
+  request may be evicted. A model still loading is never evicted.
+- Several servers place and evict globally: a model goes to the server with the most free memory
+  if one has room; else the policy's least valuable evictable residents across all servers are
+  taken in order until one server has freed enough, and (of that server's candidates) the policy
+  selects what to evict. A model lives on one server at a time.
+- `max_wait_ms` (optional): a request that has not started after waiting that long is dropped and
+  counted (`timed_out`; latency NaN, excluded from latency statistics), as a serving deadline.
+- A model larger than a server's memory cannot be served: the request is rejected and counted
+  (as a miss; `rejected`), never given an infinite latency.
+- Keep-alive expiry (policy `ttl`) drops an idle, unpinned model whose last request is `ttl_min`
+  old; the memory series records it at max(last request + TTL, last completion).
+- Belady and CremeBrulee-oracle know each request's next use; next-use ties (same millisecond) go
+  to the request position, so Belady is the optimum at unit sizes even with tied timestamps.
+  CremeBrulee evicts as the original: the lowest-utility set that frees enough, sorted by size,
+  largest first, and only the prefix needed; its frequencies count across evictions.
 With `no_latency` every load, exec and unload time is zero, so the hit sequence is exactly that
-of an object cache whose object sizes are the models' memory.
+of an object cache whose object sizes are the models' memory (a separate, faster loop that the
+tests check against the event loop at zero times).
+
+Memory is counted in bytes (size_mb x 10^6, rounded, as the libCacheSim export writes it). The
+loops are compiled (numba, `engine.py`); a policy given as `package.module:ClassName` (a `Policy`
+subclass) runs the same loops as plain Python.
 """
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ManyModelsError
+from . import engine
 from .policies import PolicyContext, make_policy
 
 
@@ -46,133 +66,129 @@ class RunResult:
     hits: np.ndarray  # bool per request
     cold: np.ndarray  # bool per request: this request started a load
     rejected: np.ndarray  # bool per request
-    latency_ms: np.ndarray  # float per request (NaN only for rejected requests; excluded from stats)
+    latency_ms: np.ndarray  # float per request (NaN for rejected and timed-out requests; excluded from stats)
     exec_ms: np.ndarray
     evictions: int
     bytes_loaded: int
-    memory_events: tuple[np.ndarray, np.ndarray]  # (t_ms, memory in use after the change, MB)
+    memory_events: tuple[np.ndarray, np.ndarray]  # (t_ms, memory in use after the change, MB), time order
+    timed_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # bool per request
+    loads: int = 0
+    load_time_ms_total: float = 0.0  # simulated load time of every load started
+    end_ms: float = 0.0  # when the last request completed (the last arrival with no latency)
+
+
+NEXT_USE_POLICIES = ("belady", "cremebrulee-oracle")
+
+
+def next_use(t_ms: np.ndarray, model_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each request, the position of the next request for the same model (n if none) and its
+    time (inf if none)."""
+    n = len(t_ms)
+    order = np.argsort(model_id, kind="stable")  # request positions grouped by model, in order
+    position = np.full(n, n, dtype=np.int64)
+    same = model_id[order][1:] == model_id[order][:-1]
+    position[order[:-1][same]] = order[1:][same]
+    time = np.full(n, np.inf)
+    found = position < n
+    time[found] = t_ms[position[found]]
+    return position, time
 
 
 def next_use_ms(t_ms: np.ndarray, model_id: np.ndarray) -> np.ndarray:
     """For each request, the time of the next request for the same model (inf if none)."""
-    order = np.lexsort((t_ms, model_id))
-    result = np.full(len(t_ms), np.inf)
-    same = model_id[order][1:] == model_id[order][:-1]
-    result[order[:-1][same]] = t_ms[order][1:][same]
-    return result
+    return next_use(t_ms, model_id)[1]
+
+
+def policy_weights(policy: str, size_mb: np.ndarray, load_ms: np.ndarray, exec_ms: np.ndarray,
+                   params: dict) -> np.ndarray:
+    """Per-model constant factor of a policy's priority (one function for the compiled state and
+    the Python classes, so both compute the same floats): GDSF load/size; CremeBrulee
+    (c / max c)^b / size with c the load time or load/exec."""
+    size = np.asarray(size_mb, dtype=float)
+    load = np.asarray(load_ms, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if policy == "gdsf":
+            return load / size
+        if policy in ("cremebrulee", "cremebrulee-oracle"):
+            cost = load / np.asarray(exec_ms, dtype=float) if params.get("cost", "load") == "load_over_exec" else load
+            top = cost.max() if len(cost) and cost.max() > 0 else 1.0
+            return (cost / top) ** float(params.get("beta", 1.0)) / size
+    return np.zeros(len(size))
+
+
+def policy_state(kind: int, policy: str, n_requests: int, size_mb, load_ms, exec_ms, tiebreak, params: dict,
+                 next_pos, next_ms, seed_state: int) -> tuple:
+    """The compiled policy's state (`engine.R_*` rows), the same shapes and dtypes for every kind."""
+    m = len(size_mb)
+    width = max(m, 8)
+    ints = np.full((engine.INT_ROWS, width), -1, dtype=np.int64)
+    ints[engine.R_INTS] = 0
+    ints[engine.R_INTS, engine.I_HEAD] = ints[engine.R_INTS, engine.I_TAIL] = -1
+    ints[engine.R_INTS, engine.I_CURSOR] = engine.NO_CURSOR
+    ints[engine.R_INTS, engine.I_RNG] = seed_state
+    ints[engine.R_KEY2, :m] = tiebreak
+    ints[engine.R_COUNT] = 0
+    ints[engine.R_INPOL] = 0
+    floats = np.zeros((engine.FLOAT_ROWS, width))
+    floats[engine.R_FLOATS, engine.F_TTL] = float(params.get("ttl_min", 10.0)) * 60_000.0
+    floats[engine.R_FLOATS, engine.F_ALPHA] = float(params.get("alpha", 1.0))
+    floats[engine.R_WEIGHT, :m] = policy_weights(policy, size_mb, load_ms, exec_ms, params)
+    if next_pos is None:
+        next_pos, next_ms = np.zeros(1, dtype=np.int64), np.zeros(1)
+    return (ints, floats, np.ascontiguousarray(next_pos, dtype=np.int64), np.ascontiguousarray(next_ms, dtype=float))
 
 
 def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1, workers: int = 1,
-             seed: int = 0, no_latency: bool = False, policy_params: dict | None = None) -> RunResult:
+             seed: int = 0, no_latency: bool = False, policy_params: dict | None = None,
+             max_wait_ms: float | None = None, python: bool = False) -> RunResult:
+    """Run one policy on one workload. `python=True` runs a built-in policy's Python class through
+    the plain-Python loop (as a user's `package.module:ClassName` policy always runs)."""
+    params = dict(policy_params or {})
     n_models = len(workload.size_mb)
     rng = np.random.default_rng(seed)
-    size = workload.size_mb.astype(float).tolist()
-    zero = [0.0] * n_models
-    load = zero if no_latency else workload.load_ms.astype(float).tolist()
-    execute = zero if no_latency else workload.exec_ms.astype(float).tolist()
-    unload = zero if no_latency else workload.unload_ms.astype(float).tolist()
-    needs_future = policy in ("belady", "cremebrulee-oracle")
-    future = next_use_ms(workload.t_ms, workload.model_id).tolist() if needs_future else None
-    tiebreak = rng.permutation(n_models).tolist()
+    tiebreak = rng.permutation(n_models)
+    seed_state = int(rng.integers(0, 2**63))
+    times = np.ascontiguousarray(workload.t_ms, dtype=np.float64)
+    models = np.ascontiguousarray(workload.model_id, dtype=np.int64)
+    if len(models) and (models.min() < 0 or models.max() >= n_models):
+        raise ManyModelsError(f"workload {workload.name}: model_id outside 0..{n_models - 1}")
+    size_mb = np.asarray(workload.size_mb, dtype=float)
+    size_b = np.round(size_mb * 1_000_000).astype(np.int64)
+    capacity = int(float(memory_mb) * 1_000_000)  # bytes, as libCacheSim's cache_size
+    compiled = not python and policy in engine.KINDS
+    needs_future = policy in NEXT_USE_POLICIES or not compiled
+    next_pos, next_ms = next_use(times, models) if needs_future else (None, None)
     # policies decide with the models' real profiles, even when simulated times are zero
-    profile_load = workload.load_ms.astype(float).tolist()
-    profile_exec = workload.exec_ms.astype(float).tolist()
-    policies = [make_policy(policy, PolicyContext(size, profile_load, profile_exec, rng, tiebreak,
-                                                  dict(policy_params or {}), future))
-                for _ in range(servers)]
-    expires = policies[0].expires
-    free_mb = [float(memory_mb)] * servers
-    slots = [[0.0] * workers for _ in range(servers)]
-    location = [-1] * n_models  # server holding the model, -1 if none
-    ready_at = [0.0] * n_models  # time its load completes
-    times = workload.t_ms.tolist()
-    models = workload.model_id.tolist()
-    n = len(times)
-    hits = np.zeros(n, dtype=bool)
-    cold = np.zeros(n, dtype=bool)
-    rejected = np.zeros(n, dtype=bool)
-    latency = np.zeros(n)
-    evictions = 0
-    loaded_mb = 0.0
-    mem_t: list[int] = []
-    mem_used: list[float] = []
-    capacity = float(memory_mb)
-    heapreplace = heapq.heapreplace
-    single = servers == 1
-    access = [p.access for p in policies]
-
-    def evict(server: int, victim: int) -> float:
-        """Drop `victim` from `server`; return its unload time."""
-        nonlocal evictions
-        policies[server].remove(victim)
-        location[victim] = -1
-        free_mb[server] += size[victim]
-        evictions += 1
-        return unload[victim]
-
-    for i in range(n):
-        t = times[i]
-        m = models[i]
-        if expires:  # before looking the model up: it may be the one that just expired
-            for k, p in enumerate(policies):
-                for victim in p.expired(t):
-                    if ready_at[victim] <= t:
-                        evict(k, victim)
-                        mem_t.append(t)
-                        mem_used.append(capacity * servers - sum(free_mb))
-        s = location[m]
-        if s >= 0:
-            access[s](m, t, i)
-            ready = ready_at[m]
-            if ready <= t:
-                hits[i] = True
-                ready = t
-        else:
-            need = size[m]
-            if need > capacity:
-                rejected[i] = True
-                latency[i] = np.nan
-                continue
-            if single:
-                s = 0
-            else:
-                roomy = [k for k in range(servers) if free_mb[k] >= need]
-                pool = roomy or list(range(servers))
-                s = min(pool, key=lambda k: (slots[k][0], k))
-            policy_s = policies[s]
-            unload_ms = 0.0
-            start_load = t
-            if free_mb[s] < need:
-                loading = []
-                for victim in policy_s.victims(t):
-                    if ready_at[victim] > t:
-                        loading.append(victim)  # still loading: evictable once loaded
-                        continue
-                    unload_ms += evict(s, victim)
-                    if free_mb[s] >= need:
-                        break
-                # not enough: wait for the loads that finish first
-                for victim in sorted(loading, key=ready_at.__getitem__):
-                    if free_mb[s] >= need:
-                        break
-                    unload_ms += evict(s, victim)
-                    start_load = max(start_load, ready_at[victim])
-            free_mb[s] -= need
-            location[m] = s
-            ready = start_load + unload_ms + load[m]
-            ready_at[m] = ready
-            policy_s.insert(m, t, i)
-            cold[i] = True
-            loaded_mb += need
-            mem_t.append(t)
-            mem_used.append(capacity * servers - sum(free_mb))
-        if no_latency:
-            continue
-        heap = slots[s]
-        start = heap[0]
-        start = max(start, ready)
-        end = start + execute[m]
-        heapreplace(heap, end)
-        latency[i] = end - t
-    return RunResult(hits, cold, rejected, latency, workload.exec_ms[workload.model_id].astype(float) * (not no_latency),
-                     evictions, round(loaded_mb * 1_000_000), (np.array(mem_t, dtype=np.int64), np.array(mem_used)))
+    profile_load = np.asarray(workload.load_ms, dtype=float)
+    profile_exec = np.asarray(workload.exec_ms, dtype=float)
+    if compiled:
+        kind = engine.KINDS[policy]
+        state = policy_state(kind, policy, len(times), size_mb, profile_load, profile_exec, tiebreak, params,
+                             next_pos, next_ms, seed_state)
+        cache_loop, event_loop = engine.cache_loop, engine.event_loop
+    else:
+        context = PolicyContext(size_mb.tolist(), profile_load.tolist(), profile_exec.tolist(), rng,
+                                tiebreak.tolist(), params, next_ms.tolist(), size_bytes=size_b.tolist(),
+                                next_use_index=next_pos.tolist(), seed_state=seed_state,
+                                weight=policy_weights(policy, size_mb, profile_load, profile_exec, params).tolist())
+        kind = -1
+        state = engine.PythonPolicyState(make_policy(policy, context))
+        cache_loop, event_loop = engine.python_build(engine.cache_loop), engine.python_build(engine.event_loop)
+    if no_latency and compiled and servers == 1 and kind in (engine.LRU, engine.FIFO):
+        out = engine.list_cache_loop(kind, state, times, models, size_b, capacity)
+    elif no_latency:
+        out = cache_loop(kind, state, times, models, size_b, capacity, servers)
+    else:
+        zero = np.zeros(n_models)
+        load, execute, unload = (np.ascontiguousarray(a, dtype=float) for a in
+                                 (workload.load_ms, workload.exec_ms, workload.unload_ms))
+        out = event_loop(kind, state, times, models, size_b, load if len(load) else zero, execute, unload,
+                         capacity, servers, workers, -1.0 if max_wait_ms is None else float(max_wait_ms))
+    hits, cold, rejected, timed_out, latency, evictions, loads, loaded_bytes, load_total, end_ms, mem_t, mem_d = out
+    order = np.argsort(mem_t, kind="stable")
+    mem_used_mb = np.cumsum(np.asarray(mem_d)[order]) / 1_000_000
+    exec_ms = np.zeros(len(times)) if no_latency else np.asarray(workload.exec_ms, dtype=float)[models]
+    return RunResult(np.asarray(hits, dtype=bool), np.asarray(cold, dtype=bool), np.asarray(rejected, dtype=bool),
+                     np.asarray(latency, dtype=float), exec_ms, int(evictions), int(loaded_bytes),
+                     (np.asarray(mem_t)[order].astype(np.int64), mem_used_mb), np.asarray(timed_out, dtype=bool),
+                     int(loads), float(load_total), float(end_ms))

@@ -41,13 +41,43 @@ def check_policy(name: str) -> None:
         make_policy(name, None)  # raises the error listing the valid names
 
 
+OVERLOAD_DRAIN_FRACTION = 0.1  # of the run's span
+OVERLOAD_DRAIN_MIN_MS = 60_000.0
+OVERLOAD_TIMED_OUT_RATIO = 0.01
+
+
+def overloaded(result: RunResult, workload: Workload) -> bool:
+    """True when the backlog did not stay bounded over the run: the work queued at the last arrival
+    takes more than a tenth of the run's span (and more than a minute) to drain, or more than 1%
+    of the requests timed out (`max_wait_ms`). A server that keeps up drains in about one load
+    plus one inference; one whose queue grows through the run drains in hours."""
+    n = len(workload.t_ms)
+    if n == 0:
+        return False
+    first, last = float(workload.t_ms[0]), float(workload.t_ms[-1])
+    drain_ms = result.end_ms - last
+    timed_out = int(result.timed_out.sum()) if len(result.timed_out) else 0
+    return bool(drain_ms > max(OVERLOAD_DRAIN_FRACTION * (last - first), OVERLOAD_DRAIN_MIN_MS)
+                or timed_out > OVERLOAD_TIMED_OUT_RATIO * n)
+
+
+def memory_time_mb_min(result: RunResult, workload: Workload) -> float:
+    """Memory in use integrated over the run (MB x minutes), until the last completion."""
+    mem_t, mem_used = result.memory_events
+    if len(mem_t) == 0:
+        return 0.0
+    end = max(float(result.end_ms), float(workload.t_ms[-1]) if len(workload.t_ms) else 0.0, float(mem_t[-1]))
+    spans = np.diff(np.append(mem_t.astype(float), end))
+    return float((mem_used * spans).sum() / 60_000.0)
+
+
 def summarize(result: RunResult, workload: Workload) -> dict:
     n = len(result.hits)
-    served = ~result.rejected
+    timed_out = result.timed_out if len(result.timed_out) == n else np.zeros(n, dtype=bool)
+    served = ~result.rejected & ~timed_out
     latency = result.latency_ms[served]
     excess = latency - result.exec_ms[served]
-    def pct(values: np.ndarray, q: float) -> float | None:
-        return float(np.percentile(values, q)) if len(values) else None
+    quantiles = np.percentile(latency, [50, 95, 99]).tolist() if len(latency) else [None] * 3
     mem_used = result.memory_events[1]
     return {
         "requests": int(n),
@@ -55,19 +85,24 @@ def summarize(result: RunResult, workload: Workload) -> dict:
         "misses": int(n - result.hits.sum()),
         "hit_ratio": float(result.hits.mean()) if n else None,
         "cold_starts": int(result.cold.sum()),
-        "waits_on_load": int((~result.hits & ~result.cold & served).sum()),
+        "waits_on_load": int((~result.hits & ~result.cold & ~result.rejected).sum()),
         "rejected": int(result.rejected.sum()),
         "rejected_ratio": float(result.rejected.mean()) if n else None,  # models larger than the memory
         "evictions": int(result.evictions),
         "bytes_loaded": int(result.bytes_loaded),
         "latency_mean_ms": float(latency.mean()) if len(latency) else None,
-        "latency_p50_ms": pct(latency, 50),
-        "latency_p95_ms": pct(latency, 95),
-        "latency_p99_ms": pct(latency, 99),
+        "latency_p50_ms": quantiles[0],
+        "latency_p95_ms": quantiles[1],
+        "latency_p99_ms": quantiles[2],
         "excess_latency_mean_ms": float(excess.mean()) if len(excess) else None,
-        "excess_latency_p99_ms": pct(excess, 99),
+        "excess_latency_p99_ms": float(np.percentile(excess, 99)) if len(excess) else None,
         "memory_peak_mb": float(mem_used.max()) if len(mem_used) else 0.0,
-        "models_requested": len(np.unique(workload.model_id)),
+        "models_requested": int((np.bincount(workload.model_id, minlength=len(workload.size_mb)) > 0).sum()),
+        "timed_out": int(timed_out.sum()),
+        "overloaded": overloaded(result, workload),
+        "memory_time_mb_min": memory_time_mb_min(result, workload),
+        "load_time_ms_total": float(result.load_time_ms_total),
+        "loads": int(result.loads),
     }
 
 
@@ -86,22 +121,26 @@ def memory_series(result: RunResult, duration_ms: int) -> pl.DataFrame:
 
 def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None = None, servers: int = 1,
             workers: int = 1, seed: int = 0, no_latency: bool = False, policy_params: dict | None = None,
-            records: bool = False, verify: bool = True) -> dict:
+            records: bool = False, verify: bool = True, max_wait_ms: float | None = None) -> dict:
     check_policy(policy)
     check_run_parameters(memory_mb, servers, workers, seed, policy_params)
+    if max_wait_ms is not None and not (math.isfinite(max_wait_ms) and max_wait_ms >= 0):
+        raise ManyModelsError(f"--max-wait-ms must be a finite number >= 0, got {max_wait_ms}")
     workload, manifest = load_workload(workload_dir, verify=verify)
     started = time.perf_counter()
     result = simulate(workload, policy, memory_mb, servers=servers, workers=workers, seed=seed,
-                      no_latency=no_latency, policy_params=policy_params)
+                      no_latency=no_latency, policy_params=policy_params, max_wait_ms=max_wait_ms)
     seconds = time.perf_counter() - started
     metrics = {
         "workload": str(workload_dir), "policy": policy, "memory_mb": float(memory_mb), "servers": servers,
         "workers": workers, "seed": seed, "no_latency": no_latency, "policy_params": policy_params or {},
+        "max_wait_ms": max_wait_ms,
         "source_trace": manifest.get("source_trace", {}).get("kind"),
         **summarize(result, workload),
         "simulated_requests_per_second": len(workload.t_ms) / seconds if seconds > 0 else None,
     }
-    served_latency = result.latency_ms[~result.rejected]
+    log.info("simulated %s at %.0f MB: %d requests in %.2f s", policy, memory_mb, len(workload.t_ms), seconds)
+    served_latency = result.latency_ms[~result.rejected & ~result.timed_out]
     latency_percentiles = (np.percentile(served_latency, np.arange(101)).tolist() if len(served_latency) else [])
     if out is not None:
         final = Path(out)
@@ -113,7 +152,8 @@ def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None 
             if records:
                 pl.DataFrame({"t_ms": workload.t_ms, "model_id": workload.model_id, "hit": result.hits,
                               "cold_start": result.cold, "rejected": result.rejected,
-                              "latency_ms": result.latency_ms}).write_parquet(tmp / "requests.parquet")
+                              "latency_ms": result.latency_ms, "timed_out": result.timed_out}).write_parquet(
+                    tmp / "requests.parquet")
         log.info("wrote %s: %s at %.0f MB: hit ratio %.4f, %d cold starts, p99 %.0f ms", final, policy, memory_mb,
                  metrics["hit_ratio"] or 0.0, metrics["cold_starts"], metrics["latency_p99_ms"] or 0.0)
     return metrics | {"latency_percentiles": latency_percentiles}
@@ -141,16 +181,20 @@ def check_run_parameters(memory_mb: float, servers: int, workers: int, seed: int
             raise ManyModelsError(f"--cost must be one of {', '.join(COSTS)}, got {value!r}")
 
 
+WALL_CLOCK_KEYS = ("simulated_requests_per_second",)  # logged and in metrics.json, never in the sweep table
+
+
 def _sweep_task(task: dict) -> dict:
     metrics = run_one(**task)
-    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)} | {
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list) and k not in WALL_CLOCK_KEYS} | {
         "policy_params": json.dumps(metrics["policy_params"], sort_keys=True),
         "latency_percentiles": metrics["latency_percentiles"]}
 
 
 def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds: list[int], out: Path,
           servers: int = 1, workers: int = 1, no_latency: bool = False, policy_params: dict | None = None,
-          scheduler: str | None = None, dask_workers: int | None = None, latency_cdf: bool = True) -> pl.DataFrame:
+          scheduler: str | None = None, dask_workers: int | None = None, latency_cdf: bool = True,
+          max_wait_ms: float | None = None) -> pl.DataFrame:
     """Every (policy, memory, seed) on dask; one tidy table `sweep.parquet` (+ latency CDFs)."""
     for policy in policies:
         check_policy(policy)
@@ -160,7 +204,7 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     tasks = [
         {"workload_dir": str(workload_dir), "policy": p, "memory_mb": float(m), "seed": int(s), "servers": servers,
          "workers": workers, "no_latency": no_latency, "policy_params": (policy_params or {}).get(p, {}),
-         "verify": False}
+         "verify": False, "max_wait_ms": max_wait_ms}
         for p, m, s in itertools.product(policies, memory_mb, seeds)]
     log.info("sweep %s: %d policies x %d memory sizes x %d seeds = %d runs", workload_dir, len(policies),
              len(memory_mb), len(seeds), len(tasks))
@@ -174,7 +218,8 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
     out = Path(out)
     summary = table.group_by("policy", "memory_mb").agg(
         pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
-        pl.col("excess_latency_mean_ms").mean(), pl.col("rejected_ratio").mean()).sort("memory_mb", "policy")
+        pl.col("excess_latency_mean_ms").mean(), pl.col("rejected_ratio").mean(), pl.col("timed_out").mean(),
+        pl.col("overloaded").any()).sort("memory_mb", "policy")
     # the previous sweep stays until the new one is complete
     with atomic_output_dir(out, owned=("*.parquet", "*.csv", "*.json")) as tmp:
         table.write_parquet(tmp / "sweep.parquet")
@@ -185,16 +230,30 @@ def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds
 
 
 def sweep_headline(table: pl.DataFrame, online_only: bool = True) -> dict:
-    """Which policy wins (highest mean hit ratio; lowest p99 latency) at each memory size."""
+    """Which policy wins (highest mean hit ratio; lowest p99 latency) at each memory size. Runs
+    that were overloaded (`overloaded`: the backlog grew without bound) name no winner: a memory
+    size where every policy is overloaded is marked `{"overloaded": true}` and winners come only
+    from the policies that kept up."""
     offline = {"belady", "cremebrulee-oracle"}
     data = table.filter(~pl.col("policy").is_in(list(offline))) if online_only else table
-    mean = data.group_by("policy", "memory_mb").agg(pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean())
+    if "overloaded" not in data.columns:
+        data = data.with_columns(pl.lit(False).alias("overloaded"))
+    mean = data.group_by("policy", "memory_mb").agg(pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(),
+                                                   pl.col("overloaded").any())
     best = {}
     for memory in sorted(mean["memory_mb"].unique().to_list()):
-        part = mean.filter(pl.col("memory_mb") == memory)
+        key = str(int(memory)) if float(memory).is_integer() else str(memory)
+        everyone = mean.filter(pl.col("memory_mb") == memory)
+        part = everyone.filter(~pl.col("overloaded"))
+        if part.height == 0:
+            best[key] = {"overloaded": True, "best_hit_ratio_policy": None, "hit_ratio": None,
+                         "best_p99_policy": None, "latency_p99_ms": None}
+            continue
         by_hit = part.sort(["hit_ratio", "policy"], descending=[True, False]).row(0, named=True)
         by_p99 = part.drop_nulls("latency_p99_ms").sort(["latency_p99_ms", "policy"]).row(0, named=True) if part["latency_p99_ms"].is_not_null().any() else None
-        best[str(int(memory)) if float(memory).is_integer() else str(memory)] = {
+        best[key] = {
+            "overloaded": False,
+            "overloaded_policies": sorted(everyone.filter(pl.col("overloaded"))["policy"].to_list()),
             "best_hit_ratio_policy": by_hit["policy"], "hit_ratio": by_hit["hit_ratio"],
             "best_p99_policy": by_p99["policy"] if by_p99 else None,
             "latency_p99_ms": by_p99["latency_p99_ms"] if by_p99 else None}

@@ -15,7 +15,10 @@ from ...errors import ManyModelsError
 @dataclass
 class PolicyContext:
     """What a policy may know: the workload models' profiles, a seeded RNG, its parameters, and,
-    for offline policies only, each request's next use of the same model (ms; inf if none)."""
+    for offline policies, each request's next use of the same model (ms; inf if none) and its
+    position (n if none). `size_bytes` is the memory the core counts; `weight` the per-model
+    constant factor of the built-in priorities (`core.policy_weights`); `seed_state` seeds the
+    random policy's generator (`engine.splitmix_below`)."""
 
     size_mb: list[float]
     load_ms: list[float]
@@ -24,12 +27,21 @@ class PolicyContext:
     tiebreak: list[int]
     params: dict = field(default_factory=dict)
     next_use_ms: list[float] | None = None
+    size_bytes: list[int] | None = None
+    next_use_index: list[int] | None = None
+    seed_state: int = 0
+    weight: list[float] | None = None
 
 
 class Policy:
-    """Higher utility = keep. The core calls `access` on every request to a resident model
-    (loaded or still loading), `insert` after a miss, `remove` when a model leaves, and asks
-    `victims(t)` for resident models in eviction order (it takes the first evictable ones)."""
+    """Higher utility = keep. One policy sees every server. The core calls `access` on every
+    request to a resident model (loaded or still loading), `insert` when a load starts (with the
+    latest request for the model), `remove` when a model leaves, and asks `victims(t)` for resident
+    models in eviction order (it consumes them lazily, skipping those with work in flight, until
+    one server has freed enough); `select(candidates, need_bytes)` then picks which of that
+    server's candidates to evict (default: all, which is exactly the prefix needed). A policy
+    with `expires = True` names models to drop without memory pressure in `expired(t)` (and may
+    say when each expired with `expiry_ms(model)`)."""
 
     name = "base"
     expires = False  # True if `expired(t)` may return models to drop without memory pressure
@@ -48,6 +60,9 @@ class Policy:
 
     def victims(self, t_ms: int) -> Iterable[int]:
         raise NotImplementedError
+
+    def select(self, candidates: list[int], need_bytes: int) -> list[int]:
+        return candidates
 
     def expired(self, t_ms: int) -> list[int]:
         return []

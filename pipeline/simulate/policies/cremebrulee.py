@@ -1,7 +1,11 @@
 """CremeBrulee (Ogden et al., ACSOS'21): utility = (f / max f)^a x (c / max c)^b / size, where f is
-the model's request frequency so far (requests seen / requests elapsed), c its reload cost (load
-time, or load/exec with `cost: load_over_exec`) and size its memory; lowest utility is evicted first.
-CremeBrulee-oracle puts the inverse of the next-use distance (time) in place of f: an offline bound."""
+the model's request frequency so far (requests seen, counted across evictions; the common factors
+1 / requests elapsed and 1 / max f do not change the order), c its reload cost (load time, or
+load/exec with `cost: load_over_exec`) and size its memory. As the original: victims are taken in
+order of lowest utility until they free enough memory, then that set is sorted by size, largest
+first, and only the prefix needed is evicted.
+CremeBrulee-oracle puts the inverse of the next-use distance (time, at least 1 ms) in place of f,
+ties going to the later next-use position: an offline bound."""
 
 from .base import Policy, register
 
@@ -11,13 +15,7 @@ class CremeBrulee(Policy):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.a = float(ctx.params.get("alpha", 1.0))
-        self.b = float(ctx.params.get("beta", 1.0))
-        if ctx.params.get("cost", "load") == "load_over_exec":
-            cost = [load / exe for load, exe in zip(ctx.load_ms, ctx.exec_ms)]
-        else:
-            cost = list(ctx.load_ms)
-        top = max(cost)
-        self.cost = [c / top for c in cost]
+        self.weight = ctx.weight  # (c / max c)^b / size, from core.policy_weights
         self.seen: dict[int, int] = {}  # requests per model so far (kept across evictions)
         self.resident: dict[int, None] = {}
 
@@ -34,29 +32,41 @@ class CremeBrulee(Policy):
     def remove(self, model):
         del self.resident[model]
 
-    def frequency(self, model, t_ms):
-        return self.seen[model]  # / requests elapsed, a common factor that cancels in f / max f
+    def utility(self, model, t_ms):
+        return float(self.seen[model]) ** self.a * self.weight[model]
+
+    def order_key(self, model, t_ms):
+        return (self.utility(model, t_ms), self.ctx.tiebreak[model])
 
     def victims(self, t_ms):
-        frequency = {m: self.frequency(m, t_ms) for m in self.resident}
-        top = max(frequency.values(), default=1.0) or 1.0
-        size, cost, tiebreak = self.ctx.size_mb, self.cost, self.ctx.tiebreak
-        def utility(m):
-            return (frequency[m] / top) ** self.a * cost[m] ** self.b / size[m]
-        return sorted(self.resident, key=lambda m: (utility(m), tiebreak[m]))
+        return sorted(self.resident, key=lambda m: self.order_key(m, t_ms))
+
+    def select(self, candidates, need_bytes):
+        size = self.ctx.size_bytes
+        chosen, freed = [], 0
+        for model in sorted(candidates, key=lambda m: -size[m]):
+            chosen.append(model)
+            freed += size[model]
+            if freed >= need_bytes:
+                break
+        return chosen
 
 
 @register("cremebrulee-oracle")
 class CremeBruleeOracle(CremeBrulee):
     def __init__(self, ctx):
         super().__init__(ctx)
-        if ctx.next_use_ms is None:
+        if ctx.next_use_ms is None or ctx.next_use_index is None:
             raise ValueError("CremeBrulee-oracle needs next-use times")
-        self.next_use: dict[int, float] = {}
+        self.next_use: dict[int, tuple[float, int]] = {}
 
     def _count(self, model, index):
-        self.next_use[model] = self.ctx.next_use_ms[index]
+        self.next_use[model] = (self.ctx.next_use_ms[index], self.ctx.next_use_index[index])
 
-    def frequency(self, model, t_ms):
-        distance = self.next_use[model] - t_ms
-        return 1.0 / max(distance, 1.0)  # inf distance (never used again) gives 0
+    def utility(self, model, t_ms):
+        distance = self.next_use[model][0] - t_ms
+        distance = max(distance, 1.0)
+        return (1.0 / distance) ** self.a * self.weight[model]  # never used again: 0
+
+    def order_key(self, model, t_ms):
+        return (self.utility(model, t_ms), -self.next_use[model][1], self.ctx.tiebreak[model])

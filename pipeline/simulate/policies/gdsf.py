@@ -1,5 +1,6 @@
-"""GDSF (Greedy-Dual-Size-Frequency): priority = L + frequency x cost / size, cost = load time;
-L rises to the priority of each evicted model (aging)."""
+"""GDSF (Greedy-Dual-Size-Frequency): priority = L + frequency x cost / size, cost = load time,
+frequency counted since the model was loaded; L rises to the priority of each evicted model
+(aging)."""
 
 from .base import Policy, register
 
@@ -13,7 +14,7 @@ class GDSF(Policy):
         self.priority: dict[int, float] = {}
 
     def _update(self, model):
-        self.priority[model] = self.inflation + self.count[model] * self.ctx.load_ms[model] / self.ctx.size_mb[model]
+        self.priority[model] = self.inflation + self.count[model] * self.ctx.weight[model]  # weight = load / size
 
     def access(self, model, t_ms, index):
         self.count[model] += 1

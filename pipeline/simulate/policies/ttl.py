@@ -28,3 +28,6 @@ class KeepAlive(OrderedPolicy):
                 break
             gone.append(model)
         return gone
+
+    def expiry_ms(self, model):
+        return self.order[model] + self.ttl_ms

@@ -1,0 +1,986 @@
+"""The compiled simulator loops (numba) and the built-in policies as state arrays.
+
+Two loops share one set of helpers: `cache_loop` (no latency: an object cache, one step a request)
+and `event_loop` (arrivals, load completions, inference completions and timeouts in time order).
+Memory is counted in bytes (int64), so sums are exact and agree with libCacheSim's.
+
+A built-in policy is an integer `kind` and a tuple `P` of small arrays; every policy function has
+one signature `(kind, P, ...)` and priorities live in an indexed binary heap (LFU, GDSF,
+CremeBrulee, Belady), a linked list (LRU, FIFO, keep-alive TTL) or a dense resident array (Random,
+CremeBrulee-oracle, whose utility moves with time), so a request costs O(log n) in the resident
+models, never a sort of all residents.
+
+`python_build(function)` rebuilds a loop from its own source as plain Python with the policy
+functions replaced by calls to a Python `Policy` object: a user's policy runs through the very
+same loop (slower), and the tests check it against the compiled kinds case by case.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+from numba import njit
+from numba.core.registry import CPUDispatcher
+
+LRU, FIFO, LFU, RANDOM, GDSF, TTL, CREME, ORACLE, BELADY = range(9)
+KINDS = {"lru": LRU, "fifo": FIFO, "lfu": LFU, "random": RANDOM, "gdsf": GDSF, "ttl": TTL,
+         "cremebrulee": CREME, "cremebrulee-oracle": ORACLE, "belady": BELADY}
+ABSENT, LOADING, LOADED = 0, 1, 2
+WAITING, STARTED, DROPPED = 0, 1, 2
+EV_LOAD, EV_EXEC = 0, 1
+
+# policy state P = (int64 rows x models, float64 rows x models, next-use position per request,
+# next-use time per request); the rows:
+R_INTS, R_KEY2, R_HEAP, R_HPOS, R_PREV, R_NEXT, R_COUNT, R_MPOS, R_CAND, R_INPOL, R_DENSE, R_DPOS = range(12)
+R_FLOATS, R_KEY1, R_WEIGHT, R_LAST, R_MNEXTMS = range(5)
+INT_ROWS, FLOAT_ROWS = 12, 5
+# R_INTS slots (the rows are at least 8 wide)
+I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG = range(7)
+# P_FLOATS slots
+F_INFLATION, F_TTL, F_ALPHA = range(3)
+
+NO_CURSOR = -2
+
+
+# ---------------------------------------------------------------- indexed binary min-heap
+@njit(cache=True)
+def _lt(k1, k2, a, b):
+    return k1[a] < k1[b] or (k1[a] == k1[b] and k2[a] < k2[b])
+
+
+@njit(cache=True)
+def _sift_up(heap, pos, k1, k2, j):
+    x = heap[j]
+    while j > 0:
+        p = (j - 1) >> 1
+        y = heap[p]
+        if _lt(k1, k2, x, y):
+            heap[j] = y
+            pos[y] = j
+            j = p
+        else:
+            break
+    heap[j] = x
+    pos[x] = j
+
+
+@njit(cache=True)
+def _sift_down(heap, n, pos, k1, k2, j):
+    x = heap[j]
+    while True:
+        c = 2 * j + 1
+        if c >= n:
+            break
+        if c + 1 < n and _lt(k1, k2, heap[c + 1], heap[c]):
+            c += 1
+        y = heap[c]
+        if _lt(k1, k2, y, x):
+            heap[j] = y
+            pos[y] = j
+            j = c
+        else:
+            break
+    heap[j] = x
+    pos[x] = j
+
+
+@njit(cache=True)
+def heap_push(heap, n, pos, k1, k2, x):
+    heap[n] = x
+    pos[x] = n
+    _sift_up(heap, pos, k1, k2, n)
+    return n + 1
+
+
+@njit(cache=True)
+def heap_pop(heap, n, pos, k1, k2):
+    x = heap[0]
+    pos[x] = -1
+    n -= 1
+    if n > 0:
+        heap[0] = heap[n]
+        _sift_down(heap, n, pos, k1, k2, 0)
+    return x, n
+
+
+@njit(cache=True)
+def heap_remove(heap, n, pos, k1, k2, x):
+    j = pos[x]
+    pos[x] = -1
+    n -= 1
+    if j < n:
+        y = heap[n]
+        heap[j] = y
+        pos[y] = j
+        _sift_up(heap, pos, k1, k2, j)
+        _sift_down(heap, n, pos, k1, k2, pos[y])
+    return n
+
+
+@njit(cache=True)
+def heap_fix(heap, n, pos, k1, k2, x):
+    _sift_up(heap, pos, k1, k2, pos[x])
+    _sift_down(heap, n, pos, k1, k2, pos[x])
+
+
+# ---------------------------------------------------------------- event heap: (time, sequence)
+@njit(cache=True)
+def ev_push(et, es, ek, ei, n, t, seq, kind, ident):
+    j = n
+    while j > 0:
+        p = (j - 1) >> 1
+        if t < et[p] or (t == et[p] and seq < es[p]):
+            et[j], es[j], ek[j], ei[j] = et[p], es[p], ek[p], ei[p]
+            j = p
+        else:
+            break
+    et[j], es[j], ek[j], ei[j] = t, seq, kind, ident
+    return n + 1
+
+
+@njit(cache=True)
+def ev_pop(et, es, ek, ei, n):
+    t0, k0, i0 = et[0], ek[0], ei[0]
+    n -= 1
+    if n > 0:
+        t, s, k, x = et[n], es[n], ek[n], ei[n]
+        j = 0
+        while True:
+            c = 2 * j + 1
+            if c >= n:
+                break
+            if c + 1 < n and (et[c + 1] < et[c] or (et[c + 1] == et[c] and es[c + 1] < es[c])):
+                c += 1
+            if et[c] < t or (et[c] == t and es[c] < s):
+                et[j], es[j], ek[j], ei[j] = et[c], es[c], ek[c], ei[c]
+                j = c
+            else:
+                break
+        et[j], es[j], ek[j], ei[j] = t, s, k, x
+    return t0, k0, i0, n
+
+
+# ---------------------------------------------------------------- seeded random numbers (splitmix64)
+@njit(cache=True)
+def rand_below(ints, k):
+    x = np.uint64(ints[I_RNG]) + np.uint64(0x9E3779B97F4A7C15)
+    ints[I_RNG] = np.int64(x)
+    z = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.int64(z % np.uint64(k))
+
+
+MASK64 = (1 << 64) - 1
+
+
+def splitmix_below(state: int, k: int) -> tuple[int, int]:
+    """Plain-Python twin of `rand_below`: (new state, value in [0, k))."""
+    x = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z = z ^ (z >> 31)
+    return x, z % k
+
+
+def _py_rand_below(ints, k):
+    state, value = splitmix_below(int(ints[I_RNG]) & MASK64, int(k))
+    ints[I_RNG] = state - (1 << 64) if state >= 1 << 63 else state
+    return value
+
+
+# ---------------------------------------------------------------- built-in policies
+@njit(cache=True)
+def _list_append(P, m):
+    ints, prev, nxt = P[0][R_INTS], P[0][R_PREV], P[0][R_NEXT]
+    tail = ints[I_TAIL]
+    prev[m] = tail
+    nxt[m] = -1
+    if tail >= 0:
+        nxt[tail] = m
+    else:
+        ints[I_HEAD] = m
+    ints[I_TAIL] = m
+
+
+@njit(cache=True)
+def _list_unlink(P, m):
+    ints, prev, nxt = P[0][R_INTS], P[0][R_PREV], P[0][R_NEXT]
+    p = prev[m]
+    q = nxt[m]
+    if p >= 0:
+        nxt[p] = q
+    else:
+        ints[I_HEAD] = q
+    if q >= 0:
+        prev[q] = p
+    else:
+        ints[I_TAIL] = p
+
+
+@njit(cache=True)
+def _dense_add(P, m):
+    ints, dense, dpos = P[0][R_INTS], P[0][R_DENSE], P[0][R_DPOS]
+    dense[ints[I_NDENSE]] = m
+    dpos[m] = ints[I_NDENSE]
+    ints[I_NDENSE] += 1
+
+
+@njit(cache=True)
+def _dense_remove(P, m):
+    ints, dense, dpos = P[0][R_INTS], P[0][R_DENSE], P[0][R_DPOS]
+    j = dpos[m]
+    last = dense[ints[I_NDENSE] - 1]
+    dense[j] = last
+    dpos[last] = j
+    dpos[m] = -1
+    ints[I_NDENSE] -= 1
+
+
+@njit(cache=True)
+def _heap_set(P, m, key, fresh):
+    ints = P[0][R_INTS]
+    P[1][R_KEY1][m] = key
+    if fresh:
+        ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
+    elif P[0][R_HPOS][m] >= 0:
+        heap_fix(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
+
+
+@njit(cache=True)
+def _touch_list(P, m, t_ms, fresh):
+    P[1][R_LAST][m] = t_ms
+    if not fresh:
+        _list_unlink(P, m)
+    _list_append(P, m)
+
+
+@njit(cache=True)
+def _touch_count(P, m, fresh, kind):
+    count = P[0][R_COUNT]
+    if kind == CREME:
+        count[m] += 1  # requests seen, kept across evictions
+        key = float(count[m]) ** P[1][R_FLOATS][F_ALPHA] * P[1][R_WEIGHT][m]
+    else:
+        count[m] = 1 if fresh else count[m] + 1  # requests since loaded
+        key = float(count[m]) if kind == LFU else P[1][R_FLOATS][F_INFLATION] + count[m] * P[1][R_WEIGHT][m]
+    _heap_set(P, m, key, fresh)
+
+
+@njit(cache=True)
+def _touch_next_use(P, m, i, fresh, kind):
+    if kind == BELADY:
+        _heap_set(P, m, -float(P[2][i]), fresh)
+    else:
+        P[0][R_MPOS][m] = P[2][i]
+        P[1][R_MNEXTMS][m] = P[3][i]
+        if fresh:
+            _dense_add(P, m)
+
+
+@njit(cache=True)
+def pol_insert(kind, P, m, t_ms, i):
+    P[0][R_INPOL][m] = 1
+    if kind == LRU or kind == TTL or kind == FIFO:
+        _touch_list(P, m, t_ms, True)
+    elif kind == RANDOM:
+        _dense_add(P, m)
+    elif kind == LFU or kind == GDSF or kind == CREME:
+        _touch_count(P, m, True, kind)
+    else:
+        _touch_next_use(P, m, i, True, kind)
+
+
+@njit(cache=True)
+def pol_access(kind, P, m, t_ms, i):
+    if kind == LRU or kind == TTL:
+        _touch_list(P, m, t_ms, False)
+    elif kind == LFU or kind == GDSF or kind == CREME:
+        _touch_count(P, m, False, kind)
+    elif kind == BELADY or kind == ORACLE:
+        _touch_next_use(P, m, i, False, kind)
+
+
+@njit(cache=True)
+def pol_remove(kind, P, m):
+    P[0][R_INPOL][m] = 0
+    if kind == LRU or kind == FIFO or kind == TTL:
+        _list_unlink(P, m)
+    elif kind == RANDOM or kind == ORACLE:
+        _dense_remove(P, m)
+    else:
+        if kind == GDSF and P[1][R_KEY1][m] > P[1][R_FLOATS][F_INFLATION]:
+            P[1][R_FLOATS][F_INFLATION] = P[1][R_KEY1][m]
+        if P[0][R_HPOS][m] >= 0:
+            ints = P[0][R_INTS]
+            ints[I_HEAPN] = heap_remove(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
+
+
+@njit(cache=True)
+def _oracle_utility(P, m, t_ms):
+    distance = P[1][R_MNEXTMS][m] - t_ms
+    distance = max(distance, 1.0)
+    return (1.0 / distance) ** P[1][R_FLOATS][F_ALPHA] * P[1][R_WEIGHT][m]
+
+
+@njit(cache=True)
+def pol_next(kind, P, t_ms):
+    """The next resident in eviction order (least valuable first), -1 when none is left."""
+    ints = P[0][R_INTS]
+    if kind == LRU or kind == FIFO or kind == TTL:
+        c = ints[I_CURSOR]
+        if c == -1:
+            return -1
+        c = ints[I_HEAD] if c == NO_CURSOR else P[0][R_NEXT][c]
+        ints[I_CURSOR] = c
+        return c
+    if kind == RANDOM:  # a lazy Fisher-Yates shuffle of the residents
+        j = 0 if ints[I_CURSOR] == NO_CURSOR else ints[I_CURSOR]
+        nd = ints[I_NDENSE]
+        if j >= nd:
+            return -1
+        dense, dpos = P[0][R_DENSE], P[0][R_DPOS]
+        r = j + rand_below(P[0][R_INTS], nd - j)
+        a = dense[j]
+        b = dense[r]
+        dense[j] = b
+        dpos[b] = j
+        dense[r] = a
+        dpos[a] = r
+        ints[I_CURSOR] = j + 1
+        return b
+    if kind == ORACLE:  # utility depends on the time: a scan of the residents
+        dense, inpol, mpos, key2 = P[0][R_DENSE], P[0][R_INPOL], P[0][R_MPOS], P[0][R_KEY2]
+        best = -1
+        best_u = 0.0
+        for j in range(ints[I_NDENSE]):
+            x = dense[j]
+            if inpol[x] != 1:
+                continue
+            u = _oracle_utility(P, x, t_ms)
+            if best < 0 or u < best_u or (u == best_u and (mpos[x] > mpos[best] or (
+                    mpos[x] == mpos[best] and key2[x] < key2[best]))):
+                best = x
+                best_u = u
+        if best >= 0:
+            inpol[best] = 2
+            P[0][R_CAND][ints[I_NCAND]] = best
+            ints[I_NCAND] += 1
+        return best
+    if ints[I_HEAPN] == 0:
+        return -1
+    x, hn = heap_pop(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2])
+    ints[I_HEAPN] = hn
+    P[0][R_CAND][ints[I_NCAND]] = x
+    ints[I_NCAND] += 1
+    return x
+
+
+@njit(cache=True)
+def pol_end(kind, P):
+    """Close an eviction scan: candidates not removed go back."""
+    ints, cand, inpol = P[0][R_INTS], P[0][R_CAND], P[0][R_INPOL]
+    ints[I_CURSOR] = NO_CURSOR
+    if kind == ORACLE:
+        for j in range(ints[I_NCAND]):
+            if inpol[cand[j]] == 2:
+                inpol[cand[j]] = 1
+    elif kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
+        for j in range(ints[I_NCAND]):
+            x = cand[j]
+            if inpol[x] == 1:
+                ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], x)
+    ints[I_NCAND] = 0
+
+
+@njit(cache=True)
+def pol_select(kind, P, buf, k, need, size):
+    """Of the k candidates (least valuable first) that free enough, how many to evict (reordering
+    `buf`): all of them, except CremeBrulee's, which sorts them by size, largest first, and keeps
+    only the prefix needed."""
+    if kind != CREME and kind != ORACLE:
+        return k
+    for a in range(1, k):
+        x = buf[a]
+        b = a - 1
+        while b >= 0 and size[buf[b]] < size[x]:
+            buf[b + 1] = buf[b]
+            b -= 1
+        buf[b + 1] = x
+    freed = 0
+    for j in range(k):
+        freed += size[buf[j]]
+        if freed >= need:
+            return j + 1
+    return k
+
+
+@njit(cache=True)
+def pol_expire(kind, P, t_ms, mstate, pins, idle, evbuf, evtime):
+    """Keep-alive: remove from the policy every idle, unpinned model whose TTL ran out by t_ms;
+    return how many (models in evbuf, the time each expired in evtime)."""
+    if kind != TTL:
+        return 0
+    ttl = P[1][R_FLOATS][F_TTL]
+    last, nxt = P[1][R_LAST], P[0][R_NEXT]
+    c = P[0][R_INTS][I_HEAD]
+    n = 0
+    while c >= 0:
+        following = nxt[c]
+        if t_ms - last[c] < ttl:
+            break
+        if mstate[c] == LOADED and pins[c] == 0:
+            when = last[c] + ttl
+            when = max(when, idle[c])
+            pol_remove(kind, P, c)
+            evbuf[n] = c
+            evtime[n] = when
+            n += 1
+        c = following
+    return n
+
+
+# ---------------------------------------------------------------- shared: make room on some server
+@njit(cache=True)
+def make_room(kind, P, need, size, unload, free, server_of, mstate, pins, freed, cbuf, evbuf, t_ms):
+    """Place a model of `need` bytes: on the server with the most free memory if one has room;
+    else take the policy's least valuable evictable residents across all servers, in order, until
+    one server has freed enough, and evict (of that server's candidates) what the policy selects.
+    Returns (server or -1, unload ms, evicted count in evbuf, bytes freed)."""
+    servers = free.shape[0]
+    best = -1
+    for k in range(servers):
+        if free[k] >= need and (best < 0 or free[k] > free[best]):
+            best = k
+    if best >= 0:
+        return best, 0.0, 0, 0
+    for k in range(servers):
+        freed[k] = 0
+    nc = 0
+    s = -1
+    while True:
+        c = pol_next(kind, P, t_ms)
+        if c < 0:
+            break
+        if mstate[c] != LOADED or pins[c] != 0:
+            continue
+        k = server_of[c]
+        freed[k] += size[c]
+        cbuf[nc] = c
+        nc += 1
+        if free[k] + freed[k] >= need:
+            s = k
+            break
+    if s < 0:
+        pol_end(kind, P)
+        return -1, 0.0, 0, 0
+    ns = 0
+    for j in range(nc):
+        if server_of[cbuf[j]] == s:
+            evbuf[ns] = cbuf[j]
+            ns += 1
+    ne = ns if kind == LRU or kind == FIFO or kind == TTL else pol_select(kind, P, evbuf, ns, need - free[s], size)
+    unload_ms = 0.0
+    freed_bytes = 0
+    for j in range(ne):
+        c = evbuf[j]
+        pol_remove(kind, P, c)
+        server_of[c] = -1
+        mstate[c] = ABSENT
+        free[s] += size[c]
+        freed_bytes += size[c]
+        unload_ms += unload[c]
+    pol_end(kind, P)
+    return s, unload_ms, ne, freed_bytes
+
+
+# ---------------------------------------------------------------- the object-cache loop (no latency)
+@njit(cache=True)
+def cache_loop(kind, P, times, models, size, capacity, servers):
+    n = times.shape[0]
+    n_models = size.shape[0]
+    hits = np.zeros(n, np.bool_)
+    cold = np.zeros(n, np.bool_)
+    rejected = np.zeros(n, np.bool_)
+    free = np.full(servers, capacity, np.int64)
+    server_of = np.full(n_models, -1, np.int64)
+    mstate = np.zeros(n_models, np.int8)
+    pins = np.zeros(n_models, np.int64)
+    idle = np.zeros(n_models)
+    unload = np.zeros(n_models)
+    freed = np.zeros(servers, np.int64)
+    cbuf = np.empty(n_models, np.int64)
+    evbuf = np.empty(n_models, np.int64)
+    evtime = np.empty(n_models)
+    n_mem = 2 * n + 1 if kind == TTL or kind < 0 else n + 1  # one per load, plus one per expiry
+    mem_t = np.empty(n_mem)
+    mem_d = np.empty(n_mem, np.int64)
+    nmem = 0
+    evictions = 0
+    loads = 0
+    loaded_bytes = 0
+    for i in range(n):
+        t = times[i]
+        m = models[i]
+        if kind == TTL or kind < 0:
+            ne = pol_expire(kind, P, t, mstate, pins, idle, evbuf, evtime)
+            for j in range(ne):
+                c = evbuf[j]
+                free[server_of[c]] += size[c]
+                server_of[c] = -1
+                mstate[c] = ABSENT
+                mem_t[nmem] = evtime[j]
+                mem_d[nmem] = -size[c]
+                nmem += 1
+            evictions += ne
+        if mstate[m] == LOADED:
+            hits[i] = True
+            if kind != FIFO and kind != RANDOM:
+                pol_access(kind, P, m, t, i)
+            idle[m] = t
+            continue
+        if size[m] > capacity:
+            rejected[i] = True
+            continue
+        cold[i] = True
+        s, _, ne, freed_bytes = make_room(kind, P, size[m], size, unload, free, server_of, mstate, pins, freed,
+                                          cbuf, evbuf, t)
+        evictions += ne
+        free[s] -= size[m]
+        server_of[m] = s
+        mstate[m] = LOADED
+        idle[m] = t
+        pol_insert(kind, P, m, t, i)
+        mem_t[nmem] = t
+        mem_d[nmem] = size[m] - freed_bytes
+        nmem += 1
+        loads += 1
+        loaded_bytes += size[m]
+    latency = np.zeros(n)
+    for i in range(n):
+        if rejected[i]:
+            latency[i] = np.nan
+    timed_out = np.zeros(n, np.bool_)
+    end_ms = times[n - 1] if n else 0.0
+    return (hits, cold, rejected, timed_out, latency, evictions, loads, loaded_bytes, 0.0, end_ms,
+            mem_t[:nmem].copy(), mem_d[:nmem].copy())
+
+
+@njit(cache=True)
+def list_cache_loop(kind, P, times, models, size, capacity):
+    """`cache_loop` specialized to LRU and FIFO on one server (same results, tested): the list
+    operations written out in the loop, no policy calls."""
+    n = times.shape[0]
+    n_models = size.shape[0]
+    ints = P[0][R_INTS]
+    prev = P[0][R_PREV]
+    nxt = P[0][R_NEXT]
+    hits = np.zeros(n, np.bool_)
+    cold = np.zeros(n, np.bool_)
+    rejected = np.zeros(n, np.bool_)
+    resident = np.zeros(n_models, np.bool_)
+    mem_t = np.empty(n + 1)
+    mem_d = np.empty(n + 1, np.int64)
+    lru = kind == LRU
+    head = ints[I_HEAD]
+    tail = ints[I_TAIL]
+    free = capacity
+    nmem = 0
+    evictions = 0
+    loads = 0
+    loaded_bytes = 0
+    for i in range(n):
+        m = models[i]
+        if resident[m]:
+            hits[i] = True
+            if lru and tail != m:
+                p = prev[m]
+                q = nxt[m]
+                if p >= 0:
+                    nxt[p] = q
+                else:
+                    head = q
+                prev[q] = p
+                prev[m] = tail
+                nxt[m] = -1
+                nxt[tail] = m
+                tail = m
+            continue
+        need = size[m]
+        if need > capacity:
+            rejected[i] = True
+            continue
+        cold[i] = True
+        freed = 0
+        while free < need:
+            v = head
+            head = nxt[v]
+            if head >= 0:
+                prev[head] = -1
+            else:
+                tail = -1
+            resident[v] = False
+            free += size[v]
+            freed += size[v]
+            evictions += 1
+        free -= need
+        resident[m] = True
+        prev[m] = tail
+        nxt[m] = -1
+        if tail >= 0:
+            nxt[tail] = m
+        else:
+            head = m
+        tail = m
+        mem_t[nmem] = times[i]
+        mem_d[nmem] = need - freed
+        nmem += 1
+        loads += 1
+        loaded_bytes += need
+    ints[I_HEAD] = head
+    ints[I_TAIL] = tail
+    latency = np.zeros(n)
+    for i in range(n):
+        if rejected[i]:
+            latency[i] = np.nan
+    end_ms = times[n - 1] if n else 0.0
+    return (hits, cold, rejected, np.zeros(n, np.bool_), latency, evictions, loads, loaded_bytes, 0.0, end_ms,
+            mem_t[:nmem].copy(), mem_d[:nmem].copy())
+
+
+# ---------------------------------------------------------------- the event-driven loop
+# engine state E: indices into the tuple
+(E_CTR, E_MSTATE, E_SERVER, E_PINS, E_IDLE, E_PENDING, E_PENDQ, E_QHEAD, E_QTAIL, E_QNEXT, E_STATUS,
+ E_FREE, E_EVICTABLE, E_SLOTS, E_RHEAP, E_RSIZE, E_RPOS, E_RKEY, E_RKEY2, E_ET, E_ES, E_EK, E_EI,
+ E_MEMT, E_MEMD, E_CBUF, E_EVBUF, E_EVTIME, E_FREED, E_LASTREQ, E_FCTR) = range(31)
+# E_CTR slots
+C_NEV, C_SEQ, C_EVICTIONS, C_NMEM, C_PHEAD, C_PTAIL, C_LOADS, C_BYTES = range(8)
+# E_FCTR slots
+FC_LOADTIME, FC_END = range(2)
+
+
+@njit(cache=True)
+def _drop_queue(E, m):
+    """An evicted model's queue holds only dropped requests: forget them."""
+    rpos = E[E_RPOS]
+    if rpos[m] >= 0:
+        s = E[E_SERVER][m]
+        rsize = E[E_RSIZE]
+        rsize[s] = heap_remove(E[E_RHEAP][s], rsize[s], rpos, E[E_RKEY], E[E_RKEY2], m)
+    E[E_QHEAD][m] = -1
+    E[E_QTAIL][m] = -1
+
+
+@njit(cache=True)
+def _ready(E, m, s):
+    """Model m (loaded, on server s) has queued requests: make it a candidate for a free slot."""
+    if E[E_QHEAD][m] >= 0 and E[E_RPOS][m] < 0:
+        E[E_RKEY][m] = E[E_QHEAD][m]
+        rsize = E[E_RSIZE]
+        rsize[s] = heap_push(E[E_RHEAP][s], rsize[s], E[E_RPOS], E[E_RKEY], E[E_RKEY2], m)
+
+
+@njit(cache=True, inline="always")
+def _dispatch(E, s, tau, exe):
+    """Free slots on server s take the earliest queued request whose model is loaded there."""
+    slots, rsize, qhead, qtail, qnext, status, ctr = (E[E_SLOTS], E[E_RSIZE], E[E_QHEAD], E[E_QTAIL],
+                                                      E[E_QNEXT], E[E_STATUS], E[E_CTR])
+    heap, rpos, rkey, rkey2 = E[E_RHEAP][s], E[E_RPOS], E[E_RKEY], E[E_RKEY2]
+    while slots[s] > 0 and rsize[s] > 0:
+        m, hn = heap_pop(heap, rsize[s], rpos, rkey, rkey2)
+        rsize[s] = hn
+        j = qhead[m]
+        qhead[m] = qnext[j]
+        if qhead[m] < 0:
+            qtail[m] = -1
+        else:
+            rkey[m] = qhead[m]
+            rsize[s] = heap_push(heap, rsize[s], rpos, rkey, rkey2, m)
+        if status[j] != WAITING:
+            continue
+        status[j] = STARTED
+        slots[s] -= 1
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + exe[m], ctr[C_SEQ], EV_EXEC, j)
+        ctr[C_SEQ] += 1
+
+
+@njit(cache=True)
+def _start_load(E, kind, P, m, tau, size, load, unload):
+    need = size[m]
+    free, evictable = E[E_FREE], E[E_EVICTABLE]
+    possible = False
+    for k in range(free.shape[0]):
+        if free[k] + evictable[k] >= need:
+            possible = True
+            break
+    if not possible:
+        return False
+    s, unload_ms, ne, freed_bytes = make_room(kind, P, need, size, unload, free, E[E_SERVER], E[E_MSTATE],
+                                              E[E_PINS], E[E_FREED], E[E_CBUF], E[E_EVBUF], tau)
+    if s < 0:
+        return False
+    ctr = E[E_CTR]
+    evbuf, server_of = E[E_EVBUF], E[E_SERVER]
+    for j in range(ne):
+        c = evbuf[j]
+        server_of[c] = s  # for _drop_queue
+        _drop_queue(E, c)
+        server_of[c] = -1
+    evictable[s] -= freed_bytes
+    ctr[C_EVICTIONS] += ne
+    free[s] -= need
+    server_of[m] = s
+    E[E_MSTATE][m] = LOADING
+    E[E_MEMT][ctr[C_NMEM]] = tau
+    E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
+    ctr[C_NMEM] += 1
+    ctr[C_LOADS] += 1
+    ctr[C_BYTES] += need
+    E[E_FCTR][FC_LOADTIME] += load[m]
+    pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
+    ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
+                         EV_LOAD, m)
+    ctr[C_SEQ] += 1
+    return True
+
+
+@njit(cache=True)
+def _try_pending(E, kind, P, tau, size, load, unload):
+    """Start waiting loads in request order (the first that cannot start holds the others)."""
+    ctr, pendq, pending, pins = E[E_CTR], E[E_PENDQ], E[E_PENDING], E[E_PINS]
+    cap = pendq.shape[0]
+    while ctr[C_PHEAD] != ctr[C_PTAIL]:
+        m = pendq[ctr[C_PHEAD] % cap]
+        if pins[m] == 0:  # every request for it timed out: the load is not needed any more
+            E[E_QHEAD][m] = -1
+            E[E_QTAIL][m] = -1
+        elif not _start_load(E, kind, P, m, tau, size, load, unload):
+            break
+        pending[m] = 0
+        ctr[C_PHEAD] += 1
+
+
+@njit(cache=True)
+def _unpinned(E, m, tau, size):
+    """m's last queued or running request is gone: its memory may be evicted from now on."""
+    E[E_IDLE][m] = tau
+    if E[E_MSTATE][m] == LOADED:
+        E[E_EVICTABLE][E[E_SERVER][m]] += size[m]
+
+
+@njit(cache=True)
+def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms):
+    n = times.shape[0]
+    n_models = size.shape[0]
+    hits = np.zeros(n, np.bool_)
+    cold = np.zeros(n, np.bool_)
+    rejected = np.zeros(n, np.bool_)
+    timed_out = np.zeros(n, np.bool_)
+    latency = np.full(n, np.nan)
+    n_events = n_models + servers * workers + 16
+    n_mem = 2 * n + 1 if kind == TTL or kind < 0 else n + 1  # one per load, plus one per expiry
+    E = (np.zeros(8, np.int64), np.zeros(n_models, np.int8), np.full(n_models, -1, np.int64),
+         np.zeros(n_models, np.int64), np.zeros(n_models), np.zeros(n_models, np.int8),
+         np.empty(n_models + 1, np.int64), np.full(n_models, -1, np.int64), np.full(n_models, -1, np.int64),
+         np.full(n, -1, np.int64), np.zeros(n, np.int8),
+         np.full(servers, capacity, np.int64), np.zeros(servers, np.int64), np.full(servers, workers, np.int64),
+         np.empty((servers, n_models), np.int64), np.zeros(servers, np.int64), np.full(n_models, -1, np.int64),
+         np.zeros(n_models), np.zeros(n_models, np.int64),
+         np.empty(n_events), np.empty(n_events, np.int64), np.empty(n_events, np.int8), np.empty(n_events, np.int64),
+         np.empty(n_mem), np.empty(n_mem, np.int64),
+         np.empty(n_models, np.int64), np.empty(n_models, np.int64), np.empty(n_models), np.zeros(servers, np.int64),
+         np.full(n_models, -1, np.int64), np.zeros(2))
+    ctr, mstate, server_of, pins, pending, pendq = E[E_CTR], E[E_MSTATE], E[E_SERVER], E[E_PINS], E[E_PENDING], E[E_PENDQ]
+    qhead, qtail, qnext, status, evictable, slots = E[E_QHEAD], E[E_QTAIL], E[E_QNEXT], E[E_STATUS], E[E_EVICTABLE], E[E_SLOTS]
+    et, es, ek, ei, fctr = E[E_ET], E[E_ES], E[E_EK], E[E_EI], E[E_FCTR]
+    evbuf, evtime, free = E[E_EVBUF], E[E_EVTIME], E[E_FREE]
+    idle, rsize, rpos, rkey, rkey2, rheap = E[E_IDLE], E[E_RSIZE], E[E_RPOS], E[E_RKEY], E[E_RKEY2], E[E_RHEAP]
+    use_timeout = max_wait_ms >= 0.0
+    expires = kind == TTL or kind < 0
+    i = 0
+    to = 0
+    inf = np.inf
+    while True:
+        te = et[0] if ctr[C_NEV] > 0 else inf
+        ta = times[i] if i < n else inf
+        tt = inf
+        if use_timeout:
+            while to < i and status[to] != WAITING:
+                to += 1
+            if to < i:
+                tt = times[to] + max_wait_ms
+        if te == inf and ta == inf and tt == inf:
+            break
+        if te <= ta and te <= tt:  # a load or an inference completes
+            tau, what, x, nev = ev_pop(et, es, ek, ei, ctr[C_NEV])
+            ctr[C_NEV] = nev
+            if what == EV_EXEC:
+                m = models[x]
+                s = server_of[m]
+                latency[x] = tau - times[x]
+                fctr[FC_END] = max(fctr[FC_END], tau)
+                slots[s] += 1
+                pins[m] -= 1
+                if pins[m] == 0:
+                    idle[m] = tau
+                    evictable[s] += size[m]
+                if rsize[s] > 0:
+                    _dispatch(E, s, tau, exe)
+                if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
+                    _try_pending(E, kind, P, tau, size, load, unload)
+            else:
+                m = x
+                mstate[m] = LOADED
+                s = server_of[m]
+                if pins[m] == 0:
+                    _unpinned(E, m, tau, size)
+                    _drop_queue(E, m)
+                    _try_pending(E, kind, P, tau, size, load, unload)
+                else:
+                    _ready(E, m, s)
+                    _dispatch(E, s, tau, exe)
+        elif tt <= ta:  # a request waited max_wait_ms without starting: dropped
+            j = to
+            to += 1
+            status[j] = DROPPED
+            timed_out[j] = True
+            m = models[j]
+            pins[m] -= 1
+            if pins[m] == 0:
+                _unpinned(E, m, tt, size)
+                _try_pending(E, kind, P, tt, size, load, unload)
+        else:  # a request arrives
+            t = ta
+            m = models[i]
+            if expires:
+                ne = pol_expire(kind, P, t, mstate, pins, E[E_IDLE], evbuf, evtime)
+                for j in range(ne):
+                    c = evbuf[j]
+                    s = server_of[c]
+                    _drop_queue(E, c)
+                    free[s] += size[c]
+                    evictable[s] -= size[c]
+                    server_of[c] = -1
+                    mstate[c] = ABSENT
+                    E[E_MEMT][ctr[C_NMEM]] = evtime[j]
+                    E[E_MEMD][ctr[C_NMEM]] = -size[c]
+                    ctr[C_NMEM] += 1
+                ctr[C_EVICTIONS] += ne
+                if ne > 0:
+                    _try_pending(E, kind, P, t, size, load, unload)
+            if size[m] > capacity:
+                rejected[i] = True
+                status[i] = STARTED
+                i += 1
+                continue
+            E[E_LASTREQ][m] = i
+            pins[m] += 1
+            if qtail[m] >= 0:
+                qnext[qtail[m]] = i
+            else:
+                qhead[m] = i
+            qtail[m] = i
+            state = mstate[m]
+            if state == LOADED:
+                hits[i] = True
+                s = server_of[m]
+                if pins[m] == 1:
+                    evictable[s] -= size[m]
+                if kind != FIFO and kind != RANDOM:
+                    pol_access(kind, P, m, t, i)
+                if rsize[s] == 0 and slots[s] > 0 and qhead[m] == i:  # nothing waits: start now
+                    qhead[m] = -1
+                    qtail[m] = -1
+                    status[i] = STARTED
+                    slots[s] -= 1
+                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + exe[m], ctr[C_SEQ], EV_EXEC, i)
+                    ctr[C_SEQ] += 1
+                else:
+                    if rpos[m] < 0:  # its queue was empty: m becomes a candidate for a free slot
+                        rkey[m] = qhead[m]
+                        rsize[s] = heap_push(rheap[s], rsize[s], rpos, rkey, rkey2, m)
+                    if slots[s] > 0:
+                        _dispatch(E, s, t, exe)
+            elif state == LOADING:
+                pol_access(kind, P, m, t, i)
+            elif pending[m] == 0:
+                cold[i] = True
+                pending[m] = 1
+                pendq[ctr[C_PTAIL] % pendq.shape[0]] = m
+                ctr[C_PTAIL] += 1
+                _try_pending(E, kind, P, t, size, load, unload)
+            i += 1
+    return (hits, cold, rejected, timed_out, latency, ctr[C_EVICTIONS], ctr[C_LOADS], ctr[C_BYTES],
+            fctr[FC_LOADTIME], fctr[FC_END], E[E_MEMT][:ctr[C_NMEM]].copy(), E[E_MEMD][:ctr[C_NMEM]].copy())
+
+
+# ---------------------------------------------------------------- the plain-Python path
+class PythonPolicyState:
+    """Stands in for P on the plain-Python path: wraps a `Policy` object."""
+
+    def __init__(self, policy) -> None:
+        self.policy = policy
+        self.candidates = None
+
+
+def _py_insert(kind, P, m, t_ms, i):
+    P.policy.insert(int(m), float(t_ms), int(i))
+
+
+def _py_access(kind, P, m, t_ms, i):
+    P.policy.access(int(m), float(t_ms), int(i))
+
+
+def _py_remove(kind, P, m):
+    P.policy.remove(int(m))
+
+
+def _py_next(kind, P, t_ms):
+    if P.candidates is None:
+        P.candidates = iter(P.policy.victims(float(t_ms)))
+    return next(P.candidates, -1)
+
+
+def _py_end(kind, P):
+    P.candidates = None
+
+
+def _py_select(kind, P, buf, k, need, size):
+    chosen = list(P.policy.select([int(x) for x in buf[:k]], int(need)))
+    for j, model in enumerate(chosen):
+        buf[j] = model
+    return len(chosen)
+
+
+def _py_expire(kind, P, t_ms, mstate, pins, idle, evbuf, evtime):
+    policy = P.policy
+    if not policy.expires:
+        return 0
+    n = 0
+    for c in list(policy.expired(float(t_ms))):
+        if mstate[c] == LOADED and pins[c] == 0:
+            when = policy.expiry_ms(c) if hasattr(policy, "expiry_ms") else float(t_ms)
+            when = max(when, float(idle[c]))
+            policy.remove(c)
+            evbuf[n] = c
+            evtime[n] = when
+            n += 1
+    return n
+
+
+_PY_GLOBALS: dict = {}
+
+
+def python_build(function):
+    """The plain-Python twin of a compiled loop: same source, Python policy calls."""
+    if not _PY_GLOBALS:
+        namespace = dict(globals())
+        for name, value in globals().items():
+            if isinstance(value, CPUDispatcher):
+                code = value.py_func
+                namespace[name] = types.FunctionType(code.__code__, namespace, name, code.__defaults__)
+        namespace.update(pol_insert=_py_insert, pol_access=_py_access, pol_remove=_py_remove, pol_next=_py_next,
+                         pol_end=_py_end, pol_select=_py_select, pol_expire=_py_expire, rand_below=_py_rand_below)
+        _PY_GLOBALS.update(namespace)
+    return _PY_GLOBALS[function.__name__ if not isinstance(function, CPUDispatcher) else function.py_func.__name__]
