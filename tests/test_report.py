@@ -118,9 +118,9 @@ def test_simulation_report(stage_outputs, tmp_path):
         cells = table_row(html, f"{row['memory_mb']:,.0f} MB ({100 * row['memory_mb'] / requested:.0f}%)")
         assert cells[:5] == [verdict, row["best_policy"], f"{row['best_hit_ratio']:.4f}", row["runner_up_policy"],
                              f"{row['margin']:.2g}"], row
-        assert cells[7] == "n/a"  # this sweep has no `overloaded` column
+        assert cells[7] == f"{row['overloaded_runs']} of {row['runs']}"  # the sweep reports `overloaded`
     assert f"No meaningful winner at {winners.filter(~pl.col('meaningful')).height} of {winners.height} memory sizes" in html
-    assert "does not report which runs are overloaded" in html
+    assert "does not report which runs are overloaded" not in html
     assert "was not swept" in html  # 700 MB is not a swept size: said, not silently replaced
     assert "SYNTHETIC" in html and "PosixPath" not in html
     assert images(html) >= 4
