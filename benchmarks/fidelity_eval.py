@@ -212,6 +212,9 @@ def main() -> None:
     parser.add_argument("--rate-scale", type=float, default=1.0)
     parser.add_argument("--models-factor", type=float, default=1.0, help="candidate models = factor x reference")
     parser.add_argument("--label", default="")
+    parser.add_argument("--noise-floor", action="store_true",
+                        help="candidate = the replay of the NEXT window of the same trace (day 2 vs day 1): how far "
+                             "two windows of one trace are apart, the floor any generator is measured against")
     parser.add_argument("--out", type=Path, default=None, help="append the table and JSON here")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -226,7 +229,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         db = work / "trace.duckdb"
         ingest(trace, db, scheduler="threads")
-        common = dict(minutes=args.minutes, seed=args.seed, binding=args.binding, rate_scale=args.rate_scale)
+        common = {"minutes": args.minutes, "seed": args.seed, "binding": args.binding, "rate_scale": args.rate_scale}
         ref = work / "reference"
         if not (ref / "manifest.json").exists() or json.loads((ref / "manifest.json").read_text())["parameters"][
                 "minutes"] != args.minutes:
@@ -236,9 +239,13 @@ def main() -> None:
         if not (char / "fitted_params.json").exists():
             from pipeline.characterize.stage import characterize
             characterize(db, char, work / "char.json", scheduler="threads")
-        cand = work / "parametric"
-        synthesize(WorkloadConfig(mode="parametric", models=int(round(n * args.models_factor)), **common), cand,
-                   db=db, characterization=char)
+        if args.noise_floor:
+            cand = work / "next_window"
+            synthesize(WorkloadConfig(mode="replay", selection="all", start_minute=args.minutes, **common), cand, db=db)
+        else:
+            cand = work / "parametric"
+            synthesize(WorkloadConfig(mode="parametric", models=round(n * args.models_factor), **common), cand,
+                       db=db, characterization=char)
         result = compare(ref, cand, args.minutes)
         results[name] = result
         lines.append(row(name + args.label, result))

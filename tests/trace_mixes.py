@@ -76,7 +76,7 @@ def counts_matrix(mix: str, functions: int, days: int, seed: int) -> tuple[np.nd
                 t += length
                 on = not on
         elif name == "busy":
-            rate = np.exp(rng.uniform(np.log(50), np.log(3000)))
+            rate = np.exp(rng.uniform(np.log(5), np.log(300)))
             counts[f] = rng.poisson(rate * wave)
         else:  # rare: a handful of invocations a day at random times
             n = rng.poisson(rng.uniform(0.2, 8) * days)

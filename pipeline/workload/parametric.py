@@ -4,7 +4,7 @@
 function present in it, a small vector of fitted features and empirical tables:
 
 - its trigger, requests and active minutes in the window (rate and idle fraction);
-- its diurnal phase: the first active minute of the window and the length of that first busy run;
+- its first active minute in the window (-1: never active in it);
 - the quantile tables (K equal-probability slices kept as their means, so a function with K runs or
   fewer is kept exactly) of its own busy-period lengths, its own idle-period lengths (runs of zero
   minutes between active minutes; the window is taken as circular, so the idle run across its
@@ -16,9 +16,9 @@ function present in it, a small vector of fitted features and empirical tables:
 
 `sample_population(model, n_models, rng)` draws each workload model's feature vector from that
 empirical joint distribution: without replacement when n_models <= functions, and beyond that
-every function once plus kernel draws (a function with its period, busy and count scales and its
-phase perturbed by Gaussian kernels in log space, Silverman bandwidths from the trace's spread).
-`sample_blocks(...)` runs a semi-Markov on/off process per model with the model's own busy- and
+every function once plus kernel draws (a function with its idle-period, busy-period and count
+scales perturbed by Gaussian kernels in log space, Silverman bandwidths from the trace's spread).
+`sample_blocks(...)` runs a semi-Markov on/off process per model, started in its stationary state, with the model's own busy- and
 idle-period distributions (periodic functions, whose idle runs are near-constant, stay periodic),
 counts per active minute from its own count table times the diurnal multiplier; block by block,
 in bounded memory, compiled with numba.
@@ -38,7 +38,7 @@ from ..db import frame
 from ..errors import ManyModelsError
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
 
-QUANTILES = 256
+QUANTILES = 256  # a power of two: tables are visited in bit-reversed order (stratified draws)
 MODEL_CHUNK = 1 << 17  # models per compiled call: bounds the per-block buffers
 
 
@@ -52,7 +52,6 @@ class WorkloadModel:
     requests: np.ndarray         # int64, in the window
     active_minutes: np.ndarray   # int64, in the window
     first_active: np.ndarray     # int64 minute of the window, -1 if never active
-    first_busy: np.ndarray       # int64 length of the window's first busy run
     busy_table: np.ndarray       # float32 (functions, K) busy-period lengths, minutes
     idle_table: np.ndarray       # float32 (functions, K) idle-period lengths, minutes (0: always busy)
     extra_table: np.ndarray      # float32 (functions, K) requests per active minute minus 1, deseasonalized
@@ -63,7 +62,7 @@ class WorkloadModel:
     def functions(self) -> int:
         return len(self.requests)
 
-    ARRAYS = ("trigger", "requests", "active_minutes", "first_active", "first_busy", "busy_table", "idle_table",
+    ARRAYS = ("trigger", "requests", "active_minutes", "first_active", "busy_table", "idle_table",
               "extra_table", "diurnal")
 
     def save(self, path: Path) -> None:
@@ -109,7 +108,6 @@ def _fit_tables(starts, minute, count, multiplier, window, k):
     idle_table = np.zeros((n, k), dtype=np.float32)
     extra_table = np.zeros((n, k), dtype=np.float32)
     first_active = np.full(n, -1, dtype=np.int64)
-    first_busy = np.zeros(n, dtype=np.int64)
     for f in range(n):
         s, e = starts[f], starts[f + 1]
         if e == s:
@@ -136,7 +134,6 @@ def _fit_tables(starts, minute, count, multiplier, window, k):
         busy[nb] = run
         nb += 1
         first_active[f] = t[0]
-        first_busy[f] = busy[0]
         wrap = t[0] + window - t[-1] - 1
         if wrap > 0:
             idle[ni] = wrap
@@ -147,7 +144,7 @@ def _fit_tables(starts, minute, count, multiplier, window, k):
         busy_table[f] = _table(busy[:nb], k)
         idle_table[f] = _table(idle[:ni], k)
         extra_table[f] = _table(extra, k)
-    return busy_table, idle_table, extra_table, first_active, first_busy
+    return busy_table, idle_table, extra_table, first_active
 
 
 def diurnal_multiplier(hourly_requests: np.ndarray) -> np.ndarray:
@@ -195,7 +192,7 @@ def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[st
     diurnal = diurnal_multiplier(hourly)
     per_window_minute = diurnal[(start_minute + np.arange(minutes)) % MINUTES_PER_DAY]
     starts = np.searchsorted(f, np.arange(n + 1))
-    busy, idle, extra, first_active, first_busy = _fit_tables(starts, minute, count, per_window_minute, minutes,
+    busy, idle, extra, first_active = _fit_tables(starts, minute, count, per_window_minute, minutes,
                                                               quantiles)
     trigger_index = {name: i for i, name in enumerate(TRIGGERS)}
     return WorkloadModel(
@@ -203,7 +200,7 @@ def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[st
         trigger=np.array([trigger_index.get(x, len(TRIGGERS) - 1) for x in functions["trigger"]], dtype=np.int8),
         requests=np.bincount(f, weights=count, minlength=n).astype(np.int64),
         active_minutes=np.bincount(f, minlength=n).astype(np.int64),
-        first_active=first_active, first_busy=first_busy, busy_table=busy, idle_table=idle, extra_table=extra,
+        first_active=first_active, busy_table=busy, idle_table=idle, extra_table=extra,
         diurnal=diurnal, source=dict(source or {}, start_minute=start_minute, minutes=minutes,
                                      triggers=list(triggers)))
 
@@ -217,7 +214,9 @@ class Population:
     idle_scale: np.ndarray   # float64 multiplier of idle-period lengths
     busy_scale: np.ndarray   # float64 multiplier of busy-period lengths
     count_scale: np.ndarray  # float64 multiplier of requests per active minute beyond the first
-    phase: np.ndarray        # int64 first active minute (-1: never active)
+    round_offset: np.ndarray  # float64 in [0, 1): period lengths are floor(scaled length + offset), so
+    #                           a model's constant periods stay constant (periodic stays periodic)
+    stratum: np.ndarray       # int64 (models, 3): where each model starts in its busy, idle and count tables
 
 
 def _silverman(values: np.ndarray) -> float:
@@ -235,7 +234,8 @@ def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Genera
     if n_models <= n_functions:
         source = np.sort(rng.choice(n_functions, size=n_models, replace=False))
         ones = np.ones(n_models)
-        return Population(source, ones, ones.copy(), ones.copy(), model.first_active[source].copy())
+        return Population(source, ones, ones.copy(), ones.copy(), np.full(n_models, 0.5),
+                          rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
     extra = n_models - n_functions
     source = np.concatenate([np.arange(n_functions), rng.integers(0, n_functions, extra)])
     jittered = np.arange(n_models) >= n_functions
@@ -248,47 +248,79 @@ def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Genera
     for values in (log_idle, log_busy, log_extra):
         h = _silverman(values[active])
         scales.append(np.where(jittered, np.exp(rng.normal(0.0, h, n_models)), 1.0))
-    phase = model.first_active[source].copy()
-    h_phase = _silverman(model.first_active[active].astype(float))
-    moved = jittered & (phase >= 0)
-    phase[moved] = np.mod(phase[moved] + np.rint(rng.normal(0.0, h_phase, moved.sum())).astype(np.int64),
-                          model.window_minutes)
-    return Population(source, scales[0], scales[1], scales[2], phase)
+    offset = np.where(jittered, rng.random(n_models), 0.5)
+    return Population(source, scales[0], scales[1], scales[2], offset,
+                      rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
+
+
+def bit_reversed(k: int) -> np.ndarray:
+    """0..k-1 in bit-reversed order (k a power of two): any 2^m consecutive entries (cyclically) fall
+    in 2^m different strata of the sorted table, so consecutive draws cover a model's own
+    distribution evenly (stratified resampling: the same marginal, less sampling noise)."""
+    bits = int(k).bit_length() - 1
+    if 1 << bits != k:
+        raise ValueError(f"table size {k} is not a power of two")
+    index = np.arange(k)
+    return np.array([int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in index], dtype=np.int64)
 
 
 @numba.njit(cache=True)
 def _rounded(value):
-    """Stochastic rounding: integers stay as they are (periodic stays periodic), the mean is kept."""
+    """Stochastic rounding (of request counts): the mean is kept."""
     whole = np.floor(value)
     return np.int64(whole) + (1 if np.random.random() < value - whole else 0)
 
 
 @numba.njit(cache=True)
-def _initial_state(phase, first_busy_length):
-    """state (1 busy / 0 idle) and the minute of the next change, from the phase."""
-    n = len(phase)
-    state = np.zeros(n, dtype=np.int8)
-    change_at = np.zeros(n, dtype=np.int64)
-    pending_first = np.zeros(n, dtype=np.bool_)
-    for j in range(n):
-        if phase[j] < 0:
-            change_at[j] = np.int64(1) << 62
-        elif phase[j] == 0:
-            state[j] = 1
-            change_at[j] = first_busy_length[j]
-        else:
-            change_at[j] = phase[j]
-            pending_first[j] = True
-    return state, change_at, pending_first
+def _length_biased(row, scale, offset):
+    """A period in progress at a random instant: a table entry picked with probability proportional
+    to its length, and the part of it still to run (1..length)."""
+    total = row.sum()
+    u = np.random.random() * total
+    acc = 0.0
+    value = row[len(row) - 1]
+    for i in range(len(row)):
+        acc += row[i]
+        if u < acc:
+            value = row[i]
+            break
+    length = max(np.int64(np.floor(value * scale + offset)), 1)
+    return 1 + np.int64(np.floor(np.random.random() * length))
 
 
 @numba.njit(cache=True)
-def _block(seed, block_start, block_end, source, idle_scale, busy_scale, count_scale, first_busy, busy_table,
-           idle_table, extra_table, multiplier, state, change_at, pending_first, out_model, out_minute, out_count,
+def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scale, idle_scale, round_offset):
+    """Each model starts in the stationary state of its own on/off process: busy with probability
+    mean busy / (mean busy + mean idle), inside a length-biased period (a renewal process observed
+    from a random instant, as the trace's window observes each function)."""
+    np.random.seed(seed)
+    n = len(source)
+    state = np.zeros(n, dtype=np.int8)
+    change_at = np.zeros(n, dtype=np.int64)
+    for j in range(n):
+        f = source[j]
+        if first_active[f] < 0:
+            change_at[j] = np.int64(1) << 62
+            continue
+        busy = busy_table[f].mean() * busy_scale[j]
+        idle = idle_table[f].mean() * idle_scale[j]
+        if idle <= 0 or np.random.random() < busy / (busy + idle):
+            state[j] = 1
+            change_at[j] = _length_biased(busy_table[f], busy_scale[j], round_offset[j])
+        else:
+            change_at[j] = _length_biased(idle_table[f], idle_scale[j], round_offset[j])
+    return state, change_at
+
+
+@numba.njit(cache=True)
+def _block(seed, block_start, block_end, source, idle_scale, busy_scale, count_scale, round_offset, stratum, order,
+            busy_table,
+           idle_table, extra_table, multiplier, state, change_at, out_model, out_minute, out_count,
            model_offset):
     """Advance every model's on/off process over [block_start, block_end); write its active minutes
     and their request counts; return how many were written."""
     np.random.seed(seed)
+    k = len(order)
     written = 0
     for j in range(len(source)):
         f = source[j]
@@ -296,23 +328,23 @@ def _block(seed, block_start, block_end, source, idle_scale, busy_scale, count_s
         while t < block_end:
             if change_at[j] <= t:
                 if state[j] == 1:
-                    length = _rounded(idle_table[f, np.random.randint(0, idle_table.shape[1])] * idle_scale[j])
+                    length = np.int64(np.floor(idle_table[f, order[stratum[j, 1] % k]] * idle_scale[j]
+                                              + round_offset[j]))
+                    stratum[j, 1] += 1
                     state[j] = 0
                     change_at[j] += max(length, 0)
                 else:
-                    if pending_first[j]:
-                        length = first_busy[f]
-                        pending_first[j] = False
-                    else:
-                        length = _rounded(busy_table[f, np.random.randint(0, busy_table.shape[1])] * busy_scale[j])
+                    length = np.int64(np.floor(busy_table[f, order[stratum[j, 0] % k]] * busy_scale[j]
+                                               + round_offset[j]))
+                    stratum[j, 0] += 1
                     state[j] = 1
                     change_at[j] += max(length, 1)
                 continue
             end = min(change_at[j], block_end)
             if state[j] == 1:
                 for m in range(t, end):
-                    value = extra_table[f, np.random.randint(0, extra_table.shape[1])] * count_scale[j] \
-                        * multiplier[m]
+                    value = extra_table[f, order[stratum[j, 2] % k]] * count_scale[j] * multiplier[m]
+                    stratum[j, 2] += 1
                     extra = _rounded(value)
                     out_model[written] = j + model_offset
                     out_minute[written] = m
@@ -327,18 +359,21 @@ def sample_blocks(model: WorkloadModel, population: Population, minutes: int, bl
                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(model_id, minute, count) of every active minute, one block of minutes at a time."""
     n = len(population.source)
-    first_busy = model.first_busy
     minute_multiplier = model.diurnal[(start_minute_of_day + np.arange(minutes)) % MINUTES_PER_DAY]
+    order = bit_reversed(model.busy_table.shape[1])
+    strata = population.stratum.astype(np.int64).copy()
     chunks = []
     for lo in range(0, n, MODEL_CHUNK):
         hi = min(n, lo + MODEL_CHUNK)
         source = population.source[lo:hi].astype(np.int64)
-        state, change_at, pending = _initial_state(population.phase[lo:hi].astype(np.int64), first_busy[source])
-        chunks.append((lo, source, state, change_at, pending))
+        state, change_at = _initial_state(int(rng.integers(0, 2**31 - 1)), source, model.first_active,
+                                          model.busy_table, model.idle_table, population.busy_scale[lo:hi],
+                                          population.idle_scale[lo:hi], population.round_offset[lo:hi])
+        chunks.append((lo, source, state, change_at))
     for block_start in range(0, minutes, block_minutes):
         block_end = min(block_start + block_minutes, minutes)
         parts = []
-        for lo, source, state, change_at, pending in chunks:
+        for lo, source, state, change_at in chunks:
             hi = lo + len(source)
             capacity = len(source) * (block_end - block_start)
             out_model = np.empty(capacity, dtype=np.int32)
@@ -346,8 +381,9 @@ def sample_blocks(model: WorkloadModel, population: Population, minutes: int, bl
             out_count = np.empty(capacity, dtype=np.int64)
             written = _block(int(rng.integers(0, 2**31 - 1)), block_start, block_end, source,
                              population.idle_scale[lo:hi], population.busy_scale[lo:hi],
-                             population.count_scale[lo:hi], first_busy, model.busy_table, model.idle_table,
-                             model.extra_table, minute_multiplier, state, change_at, pending, out_model, out_minute,
+                             population.count_scale[lo:hi], population.round_offset[lo:hi],
+                             strata[lo:hi], order, model.busy_table, model.idle_table,
+                             model.extra_table, minute_multiplier, state, change_at, out_model, out_minute,
                              out_count, lo)
             parts.append((out_model[:written], out_minute[:written], out_count[:written]))
         if len(parts) == 1:
