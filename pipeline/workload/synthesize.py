@@ -125,6 +125,17 @@ def _replay_blocks(con, chosen: pl.DataFrame, config: WorkloadConfig, first_day:
 
 
 # -------------------------------------------------------------------------- parametric
+def _characterized_db(characterization: Path | None) -> Path:
+    """Without --db, the trace database the characterization was computed from."""
+    fitted_path = Path(characterization) / "fitted_params.json" if characterization else None
+    if fitted_path is None or not fitted_path.exists():
+        raise ManyModelsError("parametric mode needs --db (the model is fitted from the trace database)")
+    recorded = json.loads(fitted_path.read_text()).get("db")
+    if not recorded:
+        raise ManyModelsError(f"{fitted_path}: names no trace database; pass --db")
+    return Path(recorded)
+
+
 def _parametric(con, config: WorkloadConfig, days: list[int], catalog: pl.DataFrame, rng: np.random.Generator):
     """Fit the workload model on the window the workload asks for (the trace's first `minutes` from
     --start-minute, or the whole trace from there when it is shorter) and draw the population."""
@@ -199,8 +210,7 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         models = bind_models(models, catalog, config, "source_window_invocations", rng)
         blocks = _replay_blocks(con, chosen, config, days[0], rng)
     else:
-        if db is None:
-            raise ManyModelsError("parametric mode needs --db (the model is fitted from the trace database)")
+        db = db if db is not None else _characterized_db(characterization)
         con = connect_read_only(db)
         info = meta(con)
         days = json.loads(info["days"])
