@@ -274,25 +274,27 @@ def _rounded(value):
 @numba.njit(cache=True)
 def _length_biased(row, scale, offset):
     """A period in progress at a random instant: a table entry picked with probability proportional
-    to its length, and the part of it still to run (1..length)."""
+    to its length; (the part of it still to run, 1..length; the entry's index)."""
     total = row.sum()
     u = np.random.random() * total
     acc = 0.0
-    value = row[len(row) - 1]
+    index = len(row) - 1
     for i in range(len(row)):
         acc += row[i]
         if u < acc:
-            value = row[i]
+            index = i
             break
-    length = max(np.int64(np.floor(value * scale + offset)), 1)
-    return 1 + np.int64(np.floor(np.random.random() * length))
+    length = max(np.int64(np.floor(row[index] * scale + offset)), 1)
+    return 1 + np.int64(np.floor(np.random.random() * length)), index
 
 
 @numba.njit(cache=True)
-def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scale, idle_scale, round_offset):
+def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scale, idle_scale, round_offset,
+                   stratum, order):
     """Each model starts in the stationary state of its own on/off process: busy with probability
     mean busy / (mean busy + mean idle), inside a length-biased period (a renewal process observed
-    from a random instant, as the trace's window observes each function)."""
+    from a random instant, as the trace's window observes each function); the stratified cycle of
+    that table continues from the period it started in (bit reversal is its own inverse)."""
     np.random.seed(seed)
     n = len(source)
     state = np.zeros(n, dtype=np.int8)
@@ -306,9 +308,11 @@ def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scal
         idle = idle_table[f].mean() * idle_scale[j]
         if idle <= 0 or np.random.random() < busy / (busy + idle):
             state[j] = 1
-            change_at[j] = _length_biased(busy_table[f], busy_scale[j], round_offset[j])
+            change_at[j], index = _length_biased(busy_table[f], busy_scale[j], round_offset[j])
+            stratum[j, 0] = order[index] + 1
         else:
-            change_at[j] = _length_biased(idle_table[f], idle_scale[j], round_offset[j])
+            change_at[j], index = _length_biased(idle_table[f], idle_scale[j], round_offset[j])
+            stratum[j, 1] = order[index] + 1
     return state, change_at
 
 
@@ -368,7 +372,8 @@ def sample_blocks(model: WorkloadModel, population: Population, minutes: int, bl
         source = population.source[lo:hi].astype(np.int64)
         state, change_at = _initial_state(int(rng.integers(0, 2**31 - 1)), source, model.first_active,
                                           model.busy_table, model.idle_table, population.busy_scale[lo:hi],
-                                          population.idle_scale[lo:hi], population.round_offset[lo:hi])
+                                          population.idle_scale[lo:hi], population.round_offset[lo:hi],
+                                          strata[lo:hi], order)
         chunks.append((lo, source, state, change_at))
     for block_start in range(0, minutes, block_minutes):
         block_end = min(block_start + block_minutes, minutes)
