@@ -95,28 +95,119 @@ def test_expand_keeps_each_request_in_its_minute(counts, arrival):
     assert np.array_equal(got[minute], counts)
 
 
-def test_parametric_reproduces_popularity_and_idle_distributions(characterization, tmp_path):
-    _, char = characterization
-    fitted = json.loads((char / "fitted_params.json").read_text())
-    days = fitted["days"]  # same window length as the trace, so both sides are measured alike
-    config = WorkloadConfig(mode="parametric", models=3000, minutes=1440 * days, seed=5)
-    synthesize(config, tmp_path / "p", characterization=char)
-    models = pl.read_parquet(tmp_path / "p" / "models.parquet")
-    requests = pl.read_parquet(tmp_path / "p" / "requests.parquet")
-    # fit the daily-rate lognormal back from the generated requests
-    active = models.filter(pl.col("requests") > 0)["requests"].to_numpy().astype(float) / days
-    assert np.log(active).mean() == pytest.approx(fitted["rate_per_day_lognormal"]["mu"], abs=0.35)
-    assert np.log(active).std() == pytest.approx(fitted["rate_per_day_lognormal"]["sigma"], abs=0.35)
-    assert 1 - len(active) / models.height == pytest.approx(fitted["never_active_share"], abs=0.06)
-    # idle fraction per model (minutes with no request / 1440) against the trace's function-day idle fractions
-    active_minutes = requests.select(pl.col("model_id"), (pl.col("t_ms") // 60_000).alias("m")).unique().group_by(
-        "model_id").len()
-    idle = np.ones(models.height)
-    idle[active_minutes["model_id"].to_numpy()] = 1 - active_minutes["len"].to_numpy() / (1440 * days)
-    trace_idle = pl.read_parquet(char / "idle_pooled.parquet")["idle_fraction_pooled"].to_numpy()
+def minute_stats(workload: Path, minutes: int) -> dict[str, np.ndarray]:
+    """Per model at minute resolution, computed independently of the generator with polars/numpy:
+    requests, idle fraction, IAT CV of the gaps between active minutes (models with >= 2 gaps)."""
+    n = pl.read_parquet(workload / "models.parquet").height
+    cells = (pl.read_parquet(workload / "requests.parquet")
+             .group_by("model_id", (pl.col("t_ms") // 60_000).alias("minute")).len()
+             .sort("model_id", "minute"))
+    model = cells["model_id"].to_numpy().astype(np.int64)
+    minute = cells["minute"].to_numpy()
+    requests = np.bincount(model, weights=cells["len"].to_numpy(), minlength=n)
+    idle = 1 - np.bincount(model, minlength=n) / minutes
+    cv = []
+    for m in np.unique(model):
+        gaps = np.diff(minute[model == m])
+        if len(gaps) >= 2:
+            cv.append(gaps.std() / gaps.mean())
+    return {"requests": requests, "idle_fraction": idle, "iat_cv": np.array(cv)}
+
+
+def ks_bound(n: int, m: int, alpha_c: float = 1.95) -> float:
+    """Two-sample KS critical value at alpha = 0.001 (c = 1.95): two samples of one distribution
+    exceed it one time in a thousand."""
+    return alpha_c * np.sqrt((n + m) / (n * m))
+
+
+def top_share(requests: np.ndarray, fraction: float) -> float:
+    ordered = np.sort(requests)[::-1]
+    return ordered[: max(1, int(np.ceil(fraction * len(ordered))))].sum() / ordered.sum()
+
+
+@pytest.fixture(scope="module")
+def mix_dbs(tmp_path_factory):
+    """Two traces of different make-up (tests/trace_mixes.py), 600 functions x 1 day, ingested."""
+    from .trace_mixes import write_trace
+
+    dbs = {}
+    for mix in ("timers", "bursty"):
+        root = tmp_path_factory.mktemp(mix)
+        write_trace(mix, 600, 1, 3, root / "trace")
+        ingest(root / "trace", root / "trace.duckdb")
+        dbs[mix] = root / "trace.duckdb"
+    return dbs
+
+
+@pytest.mark.parametrize("mix", ["timers", "bursty"])
+def test_parametric_fits_back_to_its_trace(mix_dbs, tmp_path, mix):
     from scipy import stats
-    assert stats.ks_2samp(idle, trace_idle).statistic < 0.12
-    assert np.mean(idle > 0.5) == pytest.approx(np.mean(trace_idle > 0.5), abs=0.06)
+
+    db = mix_dbs[mix]
+    common = {"minutes": 1440, "seed": 4}
+    synthesize(WorkloadConfig(mode="replay", selection="all", **common), tmp_path / "ref", db=db)
+    n = pl.read_parquet(tmp_path / "ref" / "models.parquet").height
+    synthesize(WorkloadConfig(mode="parametric", models=n, **common), tmp_path / "par", db=db)
+    ref, par = minute_stats(tmp_path / "ref", 1440), minute_stats(tmp_path / "par", 1440)
+    for key in ("requests", "idle_fraction", "iat_cv"):
+        d = stats.ks_2samp(ref[key], par[key]).statistic
+        assert d < ks_bound(len(ref[key]), len(par[key])), key
+    for fraction in (0.01, 0.10):
+        assert top_share(par["requests"], fraction) == pytest.approx(top_share(ref["requests"], fraction), abs=0.05)
+
+
+def test_periodic_functions_stay_periodic_even_when_extrapolated(tmp_path):
+    from .tracefiles import write_invocations
+
+    periods = [1, 3, 8, 15, 60, 240]  # timers fire on divisors of the day, as cron schedules do
+    rows = []
+    for i, period in enumerate(periods * 5):
+        fires = np.arange((i * 13) % period, 1440, period)
+        rows.append((f"o{i}", f"a{i}", f"f{i}", "timer", {int(m) + 1: 1 + i % 3 for m in fires}))
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    write_invocations(trace, 1, rows)
+    ingest(trace, tmp_path / "t.duckdb")
+    synthesize(WorkloadConfig(mode="parametric", models=90, minutes=1440, seed=1), tmp_path / "p",
+               db=tmp_path / "t.duckdb")
+    got = minute_stats(tmp_path / "p", 1440)
+    assert len(got["iat_cv"]) >= 80 and got["iat_cv"].max() < 0.05
+    # extrapolated models (past the 30 functions) have kernel-perturbed periods, still constant ones
+    assert got["requests"][30:].sum() > 0
+
+
+def test_parametric_extrapolates_to_more_models_than_functions(mix_dbs, tmp_path):
+    from scipy import stats
+
+    db = mix_dbs["bursty"]
+    synthesize(WorkloadConfig(mode="replay", selection="all", minutes=1440, seed=2), tmp_path / "ref", db=db)
+    n = pl.read_parquet(tmp_path / "ref" / "models.parquet").height
+    manifest = synthesize(WorkloadConfig(mode="parametric", models=3 * n, minutes=1440, seed=2), tmp_path / "par",
+                          db=db)
+    assert manifest["rows"]["models"] == 3 * n
+    ref, par = minute_stats(tmp_path / "ref", 1440), minute_stats(tmp_path / "par", 1440)
+    for key in ("requests", "idle_fraction"):
+        assert stats.ks_2samp(ref[key], par[key]).statistic < ks_bound(n, 3 * n), key
+    # the kernel draws are new models, not copies: their request counts differ from every function's
+    assert len(np.setdiff1d(par["requests"][n:], ref["requests"])) > n // 2
+
+
+def test_fitted_model_round_trips_and_samples_alike(mix_dbs, tmp_path):
+    from pipeline.db import connect_read_only
+    from pipeline.workload import parametric
+
+    with connect_read_only(mix_dbs["timers"]) as con:
+        model = parametric.fit(con, 0, 1440, 1)
+    model.save(tmp_path / "model.npz")
+    back = parametric.WorkloadModel.load(tmp_path / "model.npz")
+
+    def draw(m):
+        rng = np.random.default_rng(9)
+        population = parametric.sample_population(m, 700, rng)
+        return [np.concatenate(part) for part in zip(*parametric.sample_blocks(m, population, 600, 60, 0, rng))]
+
+    assert all(np.array_equal(a, b) for a, b in zip(draw(model), draw(back)))
+    assert model.functions == 600 and model.requests.sum() > 0
 
 
 def test_unknown_options_are_clear_errors(characterization, tmp_path):

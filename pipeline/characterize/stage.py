@@ -350,6 +350,7 @@ def fitted_params(metrics: dict, pooled: pl.DataFrame, idle_days: pl.DataFrame, 
     mean = full_curve.mean()
     return {
         "source": metrics["source"],
+        "db": metrics["db"],  # the parametric workload model is fitted from it
         "days": n_days,
         "functions": metrics["functions"],
         "never_active_share": float(np.mean(per_day == 0)) if len(per_day) else None,

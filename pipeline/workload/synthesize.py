@@ -3,9 +3,10 @@
 Modes (DESIGN.md 4):
 - replay: sample functions of the trace and expand their per-minute counts in a window to
   request timestamps; at rate scale 1 the counts are conserved exactly;
-- parametric: draw N models' daily rate from the fitted lognormal, their idle fraction from the
-  trace's empirical idle fraction at that rate (rate-binned), and on/off behaviour with busy and
-  idle periods drawn from the trace's busy- and idle-period distributions; any N and any duration.
+- parametric: fit per-function features and empirical tables on the same window of the trace
+  (`parametric.fit`), draw N models from their joint distribution and run a semi-Markov on/off
+  process per model with its own period and count distributions (`parametric.sample_*`); any N
+  and any duration.
 Both bind every workload model to a catalog profile and write, block by block in time order,
 `requests.parquet` (t_ms int64 sorted, model_id int32), `models.parquet` and `manifest.json`.
 """
@@ -26,6 +27,7 @@ from ..errors import ManyModelsError
 from ..files import atomic_output_dir, fault_point, portable_path, sha256_file
 from ..logs import log, progress_bar
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
+from . import parametric
 from .catalog import default_catalog_path, load_catalog
 from .requests import ARRIVALS, RequestWriter, expand, scaled_counts
 
@@ -135,99 +137,39 @@ def _replay_blocks(con, chosen: pl.DataFrame, config: WorkloadConfig, first_day:
 
 
 # -------------------------------------------------------------------------- parametric
-def parametric_population(fitted: dict, popularity: pl.DataFrame, config: WorkloadConfig,
-                          rng: np.random.Generator) -> pl.DataFrame:
-    """Per model: target daily rate and target idle fraction."""
-    n = config.models
-    mu = fitted["rate_per_day_lognormal"]["mu"]
-    sigma = fitted["rate_per_day_lognormal"]["sigma"]
-    if mu is None:
-        raise ManyModelsError("the characterization has no active function to fit popularity from")
-    never = fitted.get("never_active_share") or 0.0
-    rate = np.exp(rng.normal(mu, sigma, n)) * (rng.random(n) >= never)
-    # idle fraction conditional on rate: resample a real active function from the same rate bin
-    real = popularity.filter(pl.col("invocations") > 0).select("invocations_per_day", "idle_fraction_pooled")
-    real_log = np.log(real["invocations_per_day"].to_numpy())
-    real_idle = real["idle_fraction_pooled"].to_numpy()
-    edges = np.unique(np.quantile(real_log, np.linspace(0, 1, 21)))
-    real_bin = np.clip(np.searchsorted(edges, real_log, side="right") - 1, 0, max(len(edges) - 2, 0))
-    model_log = np.log(np.where(rate > 0, rate, np.exp(real_log.min())))
-    model_bin = np.clip(np.searchsorted(edges, model_log, side="right") - 1, 0, max(len(edges) - 2, 0))
-    order = np.argsort(real_bin, kind="stable")
-    starts = np.searchsorted(real_bin[order], model_bin, side="left")
-    ends = np.searchsorted(real_bin[order], model_bin, side="right")
-    pick = starts + np.floor(rng.random(n) * np.maximum(ends - starts, 1)).astype(np.int64)
-    idle = real_idle[order][np.minimum(pick, len(order) - 1)]
-    duty = np.clip(1.0 - idle, 1.0 / MINUTES_PER_DAY, 1.0)
-    duty = np.where(rate > 0, np.minimum(duty, np.maximum(rate / MINUTES_PER_DAY, 1.0 / MINUTES_PER_DAY)), 0.0)
-    return pl.DataFrame({
-        "model_id": np.arange(n, dtype=np.int32), "target_rate_per_day": rate, "target_idle_fraction": 1.0 - duty,
-    })
+def _characterized_db(characterization: Path | None) -> Path:
+    """Without --db, the trace database the characterization was computed from."""
+    fitted_path = Path(characterization) / "fitted_params.json" if characterization else None
+    if fitted_path is None or not fitted_path.exists():
+        raise ManyModelsError("parametric mode needs --db (the model is fitted from the trace database)")
+    recorded = json.loads(fitted_path.read_text()).get("db")
+    if not recorded:
+        raise ManyModelsError(f"{fitted_path}: names no trace database; pass --db")
+    return Path(recorded)
 
 
-class _Lengths:
-    """Draws period lengths (minutes) from a histogram of the trace (length_min, periods)."""
-
-    def __init__(self, histogram: dict, default: float) -> None:
-        lengths = np.array(histogram.get("length_min") or [default], dtype=float)
-        weights = np.array(histogram.get("periods") or [1], dtype=float)
-        self.lengths = lengths
-        self.cdf = np.cumsum(weights) / weights.sum()
-        self.mean = float((lengths * weights).sum() / weights.sum())
-
-    def draw(self, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
-        """Lengths times `scale`, stochastically rounded, at least one minute."""
-        base = self.lengths[np.minimum(np.searchsorted(self.cdf, rng.random(len(scale))), len(self.lengths) - 1)]
-        scaled = base * scale
-        whole = np.floor(scaled)
-        return np.maximum(1, whole + (rng.random(len(scale)) < scaled - whole)).astype(np.int64)
-
-
-def _parametric_blocks(models: pl.DataFrame, fitted: dict, config: WorkloadConfig,
-                       rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """An alternating on/off process per model: busy periods drawn from the trace's busy-period
-    lengths, idle periods from its idle-period lengths scaled so that the model's share of idle
-    minutes is its target; within a busy minute, 1 + Poisson requests (diurnal-modulated) so the
-    daily total is the model's rate."""
-    rate = models["target_rate_per_day"].to_numpy() * config.rate_scale
-    duty = 1.0 - models["target_idle_fraction"].to_numpy()
-    n = len(rate)
-    busy, idle = _Lengths(fitted["busy_period_histogram"], 1.0), _Lengths(fitted["idle_period_histogram"], 60.0)
-    partial = (duty > 0) & (duty < 1)
-    safe_duty = np.clip(duty, 1e-12, 1 - 1e-12)
-    # busy periods stretch when even one-minute idle periods would leave too much idle time
-    busy_scale = np.where(partial, np.maximum(1.0, safe_duty / ((1.0 - safe_duty) * busy.mean)), 1.0)
-    idle_scale = np.where(partial, busy.mean * busy_scale * (1.0 - safe_duty) / (safe_duty * idle.mean), 1.0)
-    extra = np.where(duty > 0, np.maximum(rate / (MINUTES_PER_DAY * np.maximum(duty, 1e-12)) - 1.0, 0.0), 0.0)
-    diurnal = np.array(fitted.get("diurnal_multiplier") or [1.0] * MINUTES_PER_DAY)
-    # a model with a positive rate was active in the trace's window: it gets at least one request,
-    # at a random minute if its process has not fired by then (the fit is over active functions)
-    forced_minute = np.where(rate > 0, rng.integers(0, config.minutes, n), -1)
-    fired = np.zeros(n, dtype=bool)
-    state = np.where(partial, rng.random(n) < duty, duty >= 1.0)
-    first = np.where(state, busy.draw(rng, busy_scale), idle.draw(rng, idle_scale))
-    never_flips = np.int64(1) << 62
-    remaining = np.where(partial, np.ceil(rng.random(n) * first).astype(np.int64), never_flips)
-    ids = np.arange(n, dtype=np.int32)
-    for block_start in range(0, config.minutes, config.block_minutes):
-        block = []
-        for minute in range(block_start, min(block_start + config.block_minutes, config.minutes)):
-            on = state | ((forced_minute == minute) & ~fired)
-            fired |= on
-            active = np.flatnonzero(on)
-            multiplier = diurnal[(config.start_minute + minute) % MINUTES_PER_DAY]
-            count = 1 + rng.poisson(extra[active] * multiplier)
-            block.append((ids[active], np.full(len(active), minute, dtype=np.int64), count))
-            remaining -= 1
-            flip = np.flatnonzero(remaining <= 0)
-            if len(flip):
-                state[flip] = ~state[flip]
-                now_on = state[flip]
-                lengths = np.empty(len(flip), dtype=np.int64)
-                lengths[now_on] = busy.draw(rng, busy_scale[flip][now_on])
-                lengths[~now_on] = idle.draw(rng, idle_scale[flip][~now_on])
-                remaining[flip] = lengths
-        yield tuple(np.concatenate([b[i] for b in block]) for i in range(3))  # type: ignore[misc]
+def _parametric(con, config: WorkloadConfig, days: list[int], catalog: pl.DataFrame, rng: np.random.Generator):
+    """Fit the workload model on the window the workload asks for (the trace's first `minutes` from
+    --start-minute, or the whole trace from there when it is shorter) and draw the population."""
+    trace_minutes = len(days) * MINUTES_PER_DAY
+    if config.start_minute >= trace_minutes:
+        raise ManyModelsError(f"--start-minute {config.start_minute} is past the trace's {trace_minutes} minutes")
+    window = min(config.minutes, trace_minutes - config.start_minute)
+    model = parametric.fit(con, config.start_minute, window, days[0], config.triggers)
+    population = parametric.sample_population(model, config.models, rng)
+    rate, idle = parametric.expected_rates(model, population)
+    models = pl.DataFrame({
+        "model_id": np.arange(config.models, dtype=np.int32),
+        "source_trigger": [TRIGGERS[i] for i in model.trigger[population.source]],
+        "target_rate_per_day": rate, "target_idle_fraction": idle})
+    models = bind_models(models, catalog, config, "target_rate_per_day", rng)
+    raw = parametric.sample_blocks(model, population, config.minutes, config.block_minutes,
+                                   config.start_minute % MINUTES_PER_DAY, rng)
+    blocks = ((ids, minute, scaled_counts(count, config.rate_scale, rng)) for ids, minute, count in raw)
+    fit_window = {"start_minute": config.start_minute, "minutes": window, "functions": model.functions}
+    log.info("parametric model fitted on %d functions over minutes %d..%d of the trace", model.functions,
+             config.start_minute, config.start_minute + window)
+    return {"models": models, "fit_window": fit_window}, blocks
 
 
 # ------------------------------------------------------------------------------ common
@@ -280,19 +222,14 @@ def synthesize(config: WorkloadConfig, out: Path, db: Path | None = None,
         models = bind_models(models, catalog, config, "source_window_invocations", rng)
         blocks = _replay_blocks(con, chosen, config, days[0], rng)
     else:
-        if characterization is None:
-            raise ManyModelsError("parametric mode needs --characterization (the characterize stage's output)")
-        characterization = Path(characterization)
-        fitted_path = characterization / "fitted_params.json"
-        if not fitted_path.exists():
-            raise ManyModelsError(f"{fitted_path}: not found (run `manymodels characterize` first)")
-        fitted = json.loads(fitted_path.read_text())
-        popularity = pl.read_parquet(characterization / "popularity.parquet")
-        source = {"kind": fitted["source"], "characterization": portable_path(characterization), "days": fitted["days"]}
-        con = None
-        models = parametric_population(fitted, popularity, config, rng)
-        models = bind_models(models, catalog, config, "target_rate_per_day", rng)
-        blocks = _parametric_blocks(models, fitted, config, rng)
+        db = db if db is not None else _characterized_db(characterization)
+        con = connect_read_only(db)
+        info = meta(con)
+        days = json.loads(info["days"])
+        source = {"kind": info["source"], "db": portable_path(db), "days": days}
+        models, blocks = _parametric(con, config, days, catalog, rng)
+        source["fit_window"] = models.pop("fit_window")
+        models = models["models"]
 
     # written into a temporary sibling (`out` from here on) that replaces `final` only when complete
     with atomic_output_dir(final, owned=("*.parquet", "*.json")) as out:  # noqa: PLR1704

@@ -1,0 +1,412 @@
+"""The parametric workload model: fit per-function behaviour from the trace, then sample models.
+
+`fit(con, ...) -> WorkloadModel` reads one window of the trace database and keeps, for every
+function present in it, a small vector of fitted features and empirical tables:
+
+- its trigger, requests and active minutes in the window (rate and idle fraction);
+- its first active minute in the window (-1: never active in it);
+- the quantile tables (K equal-probability slices kept as their means, so a function with K runs or
+  fewer is kept exactly) of its own busy-period lengths, its own idle-period lengths (runs of zero
+  minutes between active minutes; the window is taken as circular, so the idle run across its
+  edges counts and the runs fill it exactly), and its own requests per active minute beyond the
+  first, divided by the trace's diurnal multiplier at that minute (so dispersion and the
+  count-rate are the function's, the time-of-day swing the trace's);
+- the trace's diurnal multiplier (requests per hour of day over the mean hour, interpolated per
+  minute).
+
+`sample_population(model, n_models, rng)` draws each workload model's feature vector from that
+empirical joint distribution: without replacement when n_models <= functions, and beyond that
+every function once plus kernel draws (a function with its idle-period, busy-period and count
+scales perturbed by Gaussian kernels in log space, Silverman bandwidths from the trace's spread).
+`sample_blocks(...)` runs a semi-Markov on/off process per model, started in its stationary state, with the model's own busy- and
+idle-period distributions (periodic functions, whose idle runs are near-constant, stay periodic),
+counts per active minute from its own count table times the diurnal multiplier; block by block,
+in bounded memory, compiled with numba.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from ..db import frame
+from ..errors import ManyModelsError
+from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
+
+QUANTILES = 256  # a power of two: tables are visited in bit-reversed order (stratified draws)
+MODEL_CHUNK = 1 << 17  # models per compiled call: bounds the per-block buffers
+
+
+@dataclass
+class WorkloadModel:
+    """Fitted parameters and empirical tables of the parametric generator (one row per function)."""
+
+    window_minutes: int
+    start_minute_of_day: int
+    trigger: np.ndarray          # int8 index into TRIGGERS
+    requests: np.ndarray         # int64, in the window
+    active_minutes: np.ndarray   # int64, in the window
+    first_active: np.ndarray     # int64 minute of the window, -1 if never active
+    busy_table: np.ndarray       # float32 (functions, K) busy-period lengths, minutes
+    idle_table: np.ndarray       # float32 (functions, K) idle-period lengths, minutes (0: always busy)
+    extra_table: np.ndarray      # float32 (functions, K) requests per active minute minus 1, deseasonalized
+    diurnal: np.ndarray          # float64 (1440,) multiplier per minute of the day, mean 1
+    source: dict = field(default_factory=dict)
+
+    @property
+    def functions(self) -> int:
+        return len(self.requests)
+
+    ARRAYS = ("trigger", "requests", "active_minutes", "first_active", "busy_table", "idle_table",
+              "extra_table", "diurnal")
+
+    def save(self, path: Path) -> None:
+        """One .npz file: the arrays, and the scalars and source as JSON."""
+        header = {"window_minutes": self.window_minutes, "start_minute_of_day": self.start_minute_of_day,
+                  "source": self.source, "triggers": list(TRIGGERS)}
+        np.savez_compressed(path, header=np.array(json.dumps(header)),
+                            **{name: getattr(self, name) for name in self.ARRAYS})
+
+    @classmethod
+    def load(cls, path: Path) -> WorkloadModel:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            return cls(window_minutes=header["window_minutes"], start_minute_of_day=header["start_minute_of_day"],
+                       source=header["source"], **{name: data[name] for name in cls.ARRAYS})
+
+
+# ----------------------------------------------------------------------------------- fit
+@numba.njit(cache=True)
+def _table(values: np.ndarray, k: int) -> np.ndarray:
+    """K equal-probability slices of the sorted values, each kept as its mean (the mean is exact, the
+    tails are kept as slice means rather than cut at a quantile); with K values or fewer, the values
+    themselves, so resampling the table is resampling the function's own periods."""
+    out = np.zeros(k, dtype=np.float32)
+    n = len(values)
+    if n == 0:
+        return out
+    ordered = np.sort(values)
+    for i in range(k):
+        lo = (i * n) // k
+        hi = ((i + 1) * n) // k
+        if hi > lo:
+            out[i] = ordered[lo:hi].mean()
+        else:
+            out[i] = ordered[min(int((i + 0.5) * n / k), n - 1)]
+    return out
+
+
+@numba.njit(cache=True)
+def _fit_tables(starts, minute, count, multiplier, window, k):
+    n = len(starts) - 1
+    busy_table = np.zeros((n, k), dtype=np.float32)
+    idle_table = np.zeros((n, k), dtype=np.float32)
+    extra_table = np.zeros((n, k), dtype=np.float32)
+    first_active = np.full(n, -1, dtype=np.int64)
+    for f in range(n):
+        s, e = starts[f], starts[f + 1]
+        if e == s:
+            continue
+        t = minute[s:e]
+        extra = np.empty(e - s, dtype=np.float64)
+        for i in range(e - s):
+            extra[i] = (count[s + i] - 1) / multiplier[t[i]]
+        # busy runs (consecutive active minutes) and idle runs between them
+        busy = np.empty(e - s, dtype=np.float64)
+        idle = np.empty(e - s, dtype=np.float64)
+        nb, ni = 0, 0
+        run = 1
+        for i in range(1, e - s):
+            gap = t[i] - t[i - 1]
+            if gap == 1:
+                run += 1
+            else:
+                busy[nb] = run
+                nb += 1
+                idle[ni] = gap - 1
+                ni += 1
+                run = 1
+        busy[nb] = run
+        nb += 1
+        first_active[f] = t[0]
+        wrap = t[0] + window - t[-1] - 1
+        if wrap > 0:
+            idle[ni] = wrap
+            ni += 1
+        elif nb > 1:  # active at both edges: the last and first runs are one circular run
+            busy[0] += busy[nb - 1]
+            nb -= 1
+        busy_table[f] = _table(busy[:nb], k)
+        idle_table[f] = _table(idle[:ni], k)
+        extra_table[f] = _table(extra, k)
+    return busy_table, idle_table, extra_table, first_active
+
+
+def diurnal_multiplier(hourly_requests: np.ndarray) -> np.ndarray:
+    """Per minute of the day: requests in that hour of the day over the mean hour (hours with no
+    request count as the mean), a step per hour, the scale of the trace's own hourly profile."""
+    hourly = np.asarray(hourly_requests, dtype=float)
+    seen = hourly > 0
+    if not seen.any():
+        return np.ones(MINUTES_PER_DAY)
+    profile = np.where(seen, hourly / hourly[seen].mean(), 1.0)
+    return np.repeat(profile / profile.mean(), 60)
+
+
+def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[str, ...] = (),
+        quantiles: int = QUANTILES, source: dict | None = None) -> WorkloadModel:
+    """Fit the model on the trace window [start_minute, start_minute + minutes) (minutes from the
+    start of `first_day`), over the functions present in it (rows with no invocation included)."""
+    end = start_minute + minutes
+    trigger_filter = ""
+    if triggers:
+        trigger_filter = "AND f.trigger IN (" + ", ".join(f"'{t}'" for t in triggers) + ")"
+    t = f"((i.day - {first_day}) * {MINUTES_PER_DAY} + i.minute - 1)"
+    functions = frame(con, f"""
+        SELECT f.function_id, f.trigger FROM functions f
+        WHERE f.function_id IN (
+            SELECT function_id FROM function_days
+            WHERE (day - {first_day}) * {MINUTES_PER_DAY} < {end} AND (day - {first_day} + 1) * {MINUTES_PER_DAY} > {start_minute})
+        {trigger_filter}
+        ORDER BY f.function_id""")
+    if functions.height == 0:
+        raise ManyModelsError("no trace function matches the window and trigger filter")
+    con.register("fit_functions", functions.with_row_index("f").to_arrow())
+    cells = frame(con, f"""
+        SELECT ff.f::BIGINT AS f, ({t} - {start_minute})::BIGINT AS minute, i.count::BIGINT AS count
+        FROM invocations i JOIN fit_functions ff USING (function_id)
+        WHERE {t} >= {start_minute} AND {t} < {end}
+        ORDER BY f, minute""")
+    con.unregister("fit_functions")
+    f = cells["f"].to_numpy()
+    minute = cells["minute"].to_numpy()
+    count = cells["count"].to_numpy()
+    n = functions.height
+    minute_of_day = (start_minute + minute) % MINUTES_PER_DAY
+    hourly = np.bincount(minute_of_day // 60, weights=count - 1, minlength=24)  # what it modulates
+    diurnal = diurnal_multiplier(hourly)
+    per_window_minute = diurnal[(start_minute + np.arange(minutes)) % MINUTES_PER_DAY]
+    starts = np.searchsorted(f, np.arange(n + 1))
+    busy, idle, extra, first_active = _fit_tables(starts, minute, count, per_window_minute, minutes,
+                                                              quantiles)
+    trigger_index = {name: i for i, name in enumerate(TRIGGERS)}
+    return WorkloadModel(
+        window_minutes=minutes, start_minute_of_day=start_minute % MINUTES_PER_DAY,
+        trigger=np.array([trigger_index.get(x, len(TRIGGERS) - 1) for x in functions["trigger"]], dtype=np.int8),
+        requests=np.bincount(f, weights=count, minlength=n).astype(np.int64),
+        active_minutes=np.bincount(f, minlength=n).astype(np.int64),
+        first_active=first_active, busy_table=busy, idle_table=idle, extra_table=extra,
+        diurnal=diurnal, source=dict(source or {}, start_minute=start_minute, minutes=minutes,
+                                     triggers=list(triggers)))
+
+
+# -------------------------------------------------------------------------------- sample
+@dataclass
+class Population:
+    """Per workload model: the function whose features it draws, and its kernel perturbation."""
+
+    source: np.ndarray       # int64 function index
+    idle_scale: np.ndarray   # float64 multiplier of idle-period lengths
+    busy_scale: np.ndarray   # float64 multiplier of busy-period lengths
+    count_scale: np.ndarray  # float64 multiplier of requests per active minute beyond the first
+    round_offset: np.ndarray  # float64 in [0, 1): period lengths are floor(scaled length + offset), so
+    #                           a model's constant periods stay constant (periodic stays periodic)
+    stratum: np.ndarray       # int64 (models, 3): where each model starts in its busy, idle and count tables
+
+
+def _silverman(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return 0.0
+    spread = min(values.std(), (np.quantile(values, 0.75) - np.quantile(values, 0.25)) / 1.349)
+    return float(0.9 * spread * len(values) ** -0.2)
+
+
+def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Generator) -> Population:
+    """Each model's feature vector drawn from the empirical joint distribution of the trace's
+    functions; past the number of functions, kernel-smoothed draws (Silverman bandwidths)."""
+    n_functions = model.functions
+    if n_models <= n_functions:
+        source = np.sort(rng.choice(n_functions, size=n_models, replace=False))
+        ones = np.ones(n_models)
+        return Population(source, ones, ones.copy(), ones.copy(), np.full(n_models, 0.5),
+                          rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
+    extra = n_models - n_functions
+    source = np.concatenate([np.arange(n_functions), rng.integers(0, n_functions, extra)])
+    jittered = np.arange(n_models) >= n_functions
+    active = model.active_minutes > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_idle = np.log(model.idle_table.mean(axis=1))
+        log_busy = np.log(model.busy_table.mean(axis=1))
+        log_extra = np.log(model.extra_table.mean(axis=1))
+    scales = []
+    for values in (log_idle, log_busy, log_extra):
+        h = _silverman(values[active])
+        scales.append(np.where(jittered, np.exp(rng.normal(0.0, h, n_models)), 1.0))
+    offset = np.where(jittered, rng.random(n_models), 0.5)
+    return Population(source, scales[0], scales[1], scales[2], offset,
+                      rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
+
+
+def bit_reversed(k: int) -> np.ndarray:
+    """0..k-1 in bit-reversed order (k a power of two): any 2^m consecutive entries (cyclically) fall
+    in 2^m different strata of the sorted table, so consecutive draws cover a model's own
+    distribution evenly (stratified resampling: the same marginal, less sampling noise)."""
+    bits = int(k).bit_length() - 1
+    if 1 << bits != k:
+        raise ValueError(f"table size {k} is not a power of two")
+    index = np.arange(k)
+    return np.array([int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in index], dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def _rounded(value):
+    """Stochastic rounding (of request counts): the mean is kept."""
+    whole = np.floor(value)
+    return np.int64(whole) + (1 if np.random.random() < value - whole else 0)
+
+
+@numba.njit(cache=True)
+def _length_biased(row, scale, offset):
+    """A period in progress at a random instant: a table entry picked with probability proportional
+    to its length; (the part of it still to run, 1..length; the entry's index)."""
+    total = row.sum()
+    u = np.random.random() * total
+    acc = 0.0
+    index = len(row) - 1
+    for i in range(len(row)):
+        acc += row[i]
+        if u < acc:
+            index = i
+            break
+    length = max(np.int64(np.floor(row[index] * scale + offset)), 1)
+    return 1 + np.int64(np.floor(np.random.random() * length)), index
+
+
+@numba.njit(cache=True)
+def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scale, idle_scale, round_offset,
+                   stratum, order):
+    """Each model starts in the stationary state of its own on/off process: busy with probability
+    mean busy / (mean busy + mean idle), inside a length-biased period (a renewal process observed
+    from a random instant, as the trace's window observes each function); the stratified cycle of
+    that table continues from the period it started in (bit reversal is its own inverse)."""
+    np.random.seed(seed)
+    n = len(source)
+    state = np.zeros(n, dtype=np.int8)
+    change_at = np.zeros(n, dtype=np.int64)
+    for j in range(n):
+        f = source[j]
+        if first_active[f] < 0:
+            change_at[j] = np.int64(1) << 62
+            continue
+        busy = busy_table[f].mean() * busy_scale[j]
+        idle = idle_table[f].mean() * idle_scale[j]
+        if idle <= 0 or np.random.random() < busy / (busy + idle):
+            state[j] = 1
+            change_at[j], index = _length_biased(busy_table[f], busy_scale[j], round_offset[j])
+            stratum[j, 0] = order[index] + 1
+        else:
+            change_at[j], index = _length_biased(idle_table[f], idle_scale[j], round_offset[j])
+            stratum[j, 1] = order[index] + 1
+    return state, change_at
+
+
+@numba.njit(cache=True)
+def _block(seed, block_start, block_end, source, idle_scale, busy_scale, count_scale, round_offset, stratum, order,
+            busy_table,
+           idle_table, extra_table, multiplier, state, change_at, out_model, out_minute, out_count,
+           model_offset):
+    """Advance every model's on/off process over [block_start, block_end); write its active minutes
+    and their request counts; return how many were written."""
+    np.random.seed(seed)
+    k = len(order)
+    written = 0
+    for j in range(len(source)):
+        f = source[j]
+        t = block_start
+        while t < block_end:
+            if change_at[j] <= t:
+                if state[j] == 1:
+                    length = np.int64(np.floor(idle_table[f, order[stratum[j, 1] % k]] * idle_scale[j]
+                                              + round_offset[j]))
+                    stratum[j, 1] += 1
+                    state[j] = 0
+                    change_at[j] += max(length, 0)
+                else:
+                    length = np.int64(np.floor(busy_table[f, order[stratum[j, 0] % k]] * busy_scale[j]
+                                               + round_offset[j]))
+                    stratum[j, 0] += 1
+                    state[j] = 1
+                    change_at[j] += max(length, 1)
+                continue
+            end = min(change_at[j], block_end)
+            if state[j] == 1:
+                for m in range(t, end):
+                    value = extra_table[f, order[stratum[j, 2] % k]] * count_scale[j] * multiplier[m]
+                    stratum[j, 2] += 1
+                    extra = _rounded(value)
+                    out_model[written] = j + model_offset
+                    out_minute[written] = m
+                    out_count[written] = 1 + extra
+                    written += 1
+            t = end
+    return written
+
+
+def sample_blocks(model: WorkloadModel, population: Population, minutes: int, block_minutes: int,
+                  start_minute_of_day: int, rng: np.random.Generator
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(model_id, minute, count) of every active minute, one block of minutes at a time."""
+    n = len(population.source)
+    minute_multiplier = model.diurnal[(start_minute_of_day + np.arange(minutes)) % MINUTES_PER_DAY]
+    order = bit_reversed(model.busy_table.shape[1])
+    strata = population.stratum.astype(np.int64).copy()
+    chunks = []
+    for lo in range(0, n, MODEL_CHUNK):
+        hi = min(n, lo + MODEL_CHUNK)
+        source = population.source[lo:hi].astype(np.int64)
+        state, change_at = _initial_state(int(rng.integers(0, 2**31 - 1)), source, model.first_active,
+                                          model.busy_table, model.idle_table, population.busy_scale[lo:hi],
+                                          population.idle_scale[lo:hi], population.round_offset[lo:hi],
+                                          strata[lo:hi], order)
+        chunks.append((lo, source, state, change_at))
+    for block_start in range(0, minutes, block_minutes):
+        block_end = min(block_start + block_minutes, minutes)
+        parts = []
+        for lo, source, state, change_at in chunks:
+            hi = lo + len(source)
+            capacity = len(source) * (block_end - block_start)
+            out_model = np.empty(capacity, dtype=np.int32)
+            out_minute = np.empty(capacity, dtype=np.int64)
+            out_count = np.empty(capacity, dtype=np.int64)
+            written = _block(int(rng.integers(0, 2**31 - 1)), block_start, block_end, source,
+                             population.idle_scale[lo:hi], population.busy_scale[lo:hi],
+                             population.count_scale[lo:hi], population.round_offset[lo:hi],
+                             strata[lo:hi], order, model.busy_table, model.idle_table,
+                             model.extra_table, minute_multiplier, state, change_at, out_model, out_minute,
+                             out_count, lo)
+            parts.append((out_model[:written], out_minute[:written], out_count[:written]))
+        if len(parts) == 1:
+            yield parts[0]
+        else:
+            yield tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[misc]
+
+
+def expected_rates(model: WorkloadModel, population: Population) -> tuple[np.ndarray, np.ndarray]:
+    """Per workload model: expected requests per day and idle fraction, from its source function."""
+    src = population.source
+    window = model.window_minutes
+    active = model.active_minutes[src] / window
+    per_active = np.where(model.active_minutes[src] > 0,
+                          model.requests[src] / np.maximum(model.active_minutes[src], 1), 0.0)
+    busy = model.busy_table[src].mean(axis=1) * population.busy_scale
+    idle = model.idle_table[src].mean(axis=1) * population.idle_scale
+    duty = np.where(busy + idle > 0, busy / np.maximum(busy + idle, 1e-12), 0.0)
+    duty = np.where(population.idle_scale == 1.0, active, duty)
+    rate = duty * MINUTES_PER_DAY * (1 + (per_active - 1) * population.count_scale)
+    return rate, 1.0 - duty
