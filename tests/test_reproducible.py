@@ -38,7 +38,9 @@ def tiny_params() -> dict:
     params["characterize"].update(scheduler="threads", headline_day=1)
     for workload in params["workloads"].values():
         workload.update(models=12, minutes=120)
-    params["simulate"].update(scheduler="threads", policies="lru,belady", memory_mb="300,1000", seeds="0")
+    params["simulate"].update(scheduler="threads", policies="lru,fifo,belady", seeds="0")  # two online: a runner-up
+    params["simulate"].update({"memory_fractions": "0.2,1.0"} if "memory_fractions" in params["simulate"]
+                              else {"memory_mb": "300,1000"})
     if "fidelity" in params:
         params["fidelity"].update(scheduler="threads", policies="lru", memory_fractions="0.25")
     return params

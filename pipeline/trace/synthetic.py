@@ -573,7 +573,19 @@ def synthesize_trace(config: SyntheticTraceConfig, out: Path) -> dict:
         },
         "measured": measured,
     }
-    (out / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (out / SYNTHETIC_MANIFEST).write_text(json.dumps(_stable_floats(manifest), indent=2))
     log.info("wrote %d files and %s to %s (%d invocations); calibration: %s", len(manifest["files"]),
              SYNTHETIC_MANIFEST, out, manifest["total_invocations"], manifest["summary"])
     return manifest
+
+
+def _stable_floats(value):
+    """Floats to 12 significant digits: multi-threaded reductions (polars std, sums) may differ in the
+    last bit from run to run, and SYNTHETIC.json is a DVC output that must be byte-identical."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {key: _stable_floats(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_stable_floats(item) for item in value]
+    return value
