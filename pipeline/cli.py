@@ -85,12 +85,17 @@ def ingest(
     workers: Workers = None,
     force: Annotated[bool, typer.Option(help="rebuild even if the inputs are unchanged", metavar="")] = False,
     metrics: Annotated[Path | None, typer.Option(help="write an ingest summary JSON (per-day conservation) here")] = None,
+    digest: Annotated[Path | None, typer.Option(
+        help="write the database's content digest (rows and row hashes per table) here: deterministic, "
+             "where the DuckDB file is not, so DVC can track it")] = None,
 ) -> None:
     """Ingest every day found in TRACE into one DuckDB file (atomic, idempotent, conserving counts)."""
     from .trace.ingest import ingest as run
-    from .trace.ingest import ingest_summary
+    from .trace.ingest import ingest_summary, write_digest
 
     result = run(trace, db, scheduler=scheduler, workers=workers, force=force)
+    if digest is not None:
+        write_digest(result.db, digest)
     if metrics is not None:
         _write_json(metrics, ingest_summary(result.db))
 

@@ -232,3 +232,41 @@ def test_ingest_on_an_existing_cluster_by_address(tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         result = ingest(trace, tmp_path / "trace.duckdb", scheduler=cluster.scheduler_address)
     assert result.invocations == sum(raw_totals(trace).values())
+
+
+def test_content_digest_depends_on_the_data_not_on_the_file(tmp_path):
+    """Two ingests of the same CSVs (new file times, another path) give different database files but
+    the same content digest; a changed count changes it. Cross-checked: the digest's invocations row
+    count equals a plain count of the non-zero minutes in the CSVs."""
+    import csv
+    import json
+    import os
+    import shutil
+
+    from pipeline.trace.ingest import write_digest
+    from pipeline.trace.synthetic import SyntheticTraceConfig, synthesize_trace
+
+    first = tmp_path / "a"
+    synthesize_trace(SyntheticTraceConfig(functions=40, days=1, seed=3), first)
+    second = tmp_path / "b"
+    shutil.copytree(first, second)
+    for path in second.iterdir():
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    digests = []
+    for trace in (first, second):
+        ingest(trace, tmp_path / f"{trace.name}.duckdb", scheduler="threads")
+        digests.append(write_digest(tmp_path / f"{trace.name}.duckdb", tmp_path / f"{trace.name}.json"))
+    assert digests[0] == digests[1]
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    with open(next(first.glob("invocations_per_function_md.anon.d01.csv"))) as handle:
+        nonzero = sum(1 for row in csv.DictReader(handle) for k, v in row.items() if k.isdigit() and int(v) > 0)
+    assert digests[0]["tables"]["invocations"]["rows"] == nonzero
+    path = next(second.glob("invocations_per_function_md.anon.d01.csv"))
+    lines = path.read_text().splitlines()
+    fields = lines[1].split(",")
+    fields[-1] = str(int(fields[-1]) + 1)
+    path.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+    ingest(second, tmp_path / "b.duckdb", scheduler="threads")
+    changed = write_digest(tmp_path / "b.duckdb", tmp_path / "b.json")
+    assert changed["content_sha256"] != digests[0]["content_sha256"]
+    assert json.loads((tmp_path / "b.json").read_text())["tables"]["functions"] == digests[0]["tables"]["functions"]

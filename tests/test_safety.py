@@ -559,17 +559,18 @@ def test_azure_export_into_an_older_export_keeps_no_stale_day(small_synthetic_tr
 
 # ------------------------------------------------------------------------------ DVC, determinism
 def test_dvc_keeps_the_previous_database_when_ingest_fails(tiny, tmp_path):
-    """`dvc repro` in a scratch repository whose ingest stage declares its database out as the
-    project's dvc.yaml does: after a failing ingest the previous database is still there."""
+    """`dvc repro` in a scratch repository whose ingest stage is declared as the project's dvc.yaml
+    declares it (DVC tracks the content digest; the database is not a DVC out, so DVC never deletes
+    it): after a failing ingest the previous database is still there, byte for byte."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    out = next(o for o in stages["ingest"]["outs"] if "datasets/trace.duckdb" in (o if isinstance(o, dict) else {o: 0}))
-    declared = out["datasets/trace.duckdb"] if isinstance(out, dict) else {}
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in stages["ingest"]["outs"]]
+    assert "datasets/trace.duckdb" not in outs and "datasets/trace.digest.json" in outs
     trace, _ = tiny
     repo = tmp_path / "repo"
     shutil.copytree(trace, repo / "t")
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": {
-        "cmd": f"{sys.executable} -m pipeline.cli ingest --trace t --db db.duckdb --scheduler threads",
-        "deps": ["t"], "outs": [{"db.duckdb": declared} if declared else "db.duckdb"]}}}))
+        "cmd": f"{sys.executable} -m pipeline.cli ingest --trace t --db db.duckdb --scheduler threads --digest digest.json",
+        "deps": ["t"], "outs": ["digest.json"]}}}))
     env = dict(os.environ, PYTHONPATH=str(ROOT), DVC_NO_ANALYTICS="1", MANYMODELS_NO_PROGRESS="1")
     for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
                     [sys.executable, "-m", "dvc", "repro", "-q"]):

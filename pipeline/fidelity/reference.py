@@ -40,7 +40,10 @@ def replay_reference(candidate_manifest: dict, db: Path, out: Path) -> Path:
     if not db.exists():
         raise ManyModelsError(f"{db}: trace database not found (run `manymodels ingest`, or pass --reference DIR)")
     with connect_read_only(db) as con:
-        fingerprint = meta(con).get("fingerprint")
+        info = meta(con)
+    # the data's digest (deterministic), not the file's fingerprint (input file times); older databases: fingerprint
+    stored = info.get("content_digest")
+    fingerprint = json.loads(stored)["content_sha256"] if stored else info.get("fingerprint")
     key = {"parameters": reference_parameters(candidate_manifest), "db": str(db), "db_fingerprint": fingerprint}
     key_path = out / KEY_FILE
     complete = all((out / name).exists() for name in WORKLOAD_FILES) and key_path.exists()

@@ -19,6 +19,7 @@ Tables:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -264,6 +265,7 @@ def _build(db_tmp: Path, staging: Path, outcomes: list[dict], layout: TraceLayou
         }
         con.execute("CREATE TABLE trace_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         con.executemany("INSERT INTO trace_meta VALUES (?, ?)", list(meta.items()))
+        con.execute("INSERT INTO trace_meta VALUES ('content_digest', ?)", [json.dumps(content_digest(con))])
         con.execute("COMMIT")
         functions = scalar(con, "SELECT count(*) FROM functions")
         total = scalar(con, "SELECT coalesce(sum(count), 0) FROM invocations")
@@ -274,6 +276,44 @@ def _build(db_tmp: Path, staging: Path, outcomes: list[dict], layout: TraceLayou
         return int(functions), int(total)
     finally:
         con.close()
+
+
+# trace_meta keys that depend on the run (file times, the path as given), not on the data
+RUN_DEPENDENT_META = ("fingerprint", "trace_dir", "content_digest")
+
+
+def content_digest(con) -> dict:
+    """Row count and an order-independent hash of the rows (DuckDB `hash`, summed) of every table.
+
+    The database file itself is not byte-reproducible (DuckDB writes a random identifier into its
+    header, and `trace_meta` keeps the input files' times for the up-to-date check), so this digest is
+    what says whether two databases hold the same data: DVC tracks it (`--digest`) in place of the file."""
+    names = [row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name").fetchall()]
+    excluded = ", ".join(f"'{key}'" for key in RUN_DEPENDENT_META)
+    tables = {}
+    for name in names:
+        where = f"WHERE key NOT IN ({excluded})" if name == "trace_meta" else ""
+        rows, row_hash = con.execute(
+            f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM "{name}" t {where}').fetchone()
+        tables[name] = {"rows": int(rows), "row_hash_sum": row_hash}
+    digest = hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest()
+    return {"format": INGEST_FORMAT, "content_sha256": digest, "tables": tables}
+
+
+def write_digest(db: Path, path: Path) -> dict:
+    """Write the database's content digest (stored at ingest) to `path`, atomically; return it."""
+    from ..db import connect_read_only, meta
+    from ..files import write_text_atomic
+
+    with connect_read_only(db) as con:
+        stored = meta(con).get("content_digest")
+        digest = json.loads(stored) if stored else content_digest(con)
+        info = meta(con)
+    digest = {"source": info["source"], "days": json.loads(info["days"]), **digest}
+    write_text_atomic(Path(path), json.dumps(digest, indent=2, sort_keys=True) + "\n")
+    log.info("wrote %s: content digest %s", path, digest["content_sha256"][:16])
+    return digest
 
 
 def ingest(trace_dir: Path, db: Path, scheduler: str | None = None, workers: int | None = None,
