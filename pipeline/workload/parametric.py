@@ -247,7 +247,8 @@ def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Genera
     scales = []
     for values in (log_idle, log_busy, log_extra):
         h = _silverman(values[active])
-        scales.append(np.where(jittered, np.exp(rng.normal(0.0, h, n_models)), 1.0))
+        # mean-preserving lognormal kernel: E[scale] = 1, so a kernel draw keeps its source's expected periods
+        scales.append(np.where(jittered, np.exp(rng.normal(-h * h / 2, h, n_models)), 1.0))
     offset = np.where(jittered, rng.random(n_models), 0.5)
     return Population(source, scales[0], scales[1], scales[2], offset,
                       rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
