@@ -35,8 +35,8 @@ EV_LOAD, EV_EXEC = 0, 1
 R_INTS, R_KEY2, R_HEAP, R_HPOS, R_PREV, R_NEXT, R_COUNT, R_MPOS, R_CAND, R_INPOL, R_DENSE, R_DPOS = range(12)
 R_FLOATS, R_KEY1, R_WEIGHT, R_LAST, R_MNEXTMS = range(5)
 INT_ROWS, FLOAT_ROWS = 12, 5
-# R_INTS slots (the rows are at least 8 wide)
-I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG = range(7)
+# R_INTS slots (the rows are at least 16 wide)
+I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG, I_EVMODE, I_SEQ = range(9)
 # P_FLOATS slots
 F_INFLATION, F_TTL, F_ALPHA = range(3)
 
@@ -254,6 +254,10 @@ def _touch_list(P, m, t_ms, fresh):
     if not fresh:
         _list_unlink(P, m)
     _list_append(P, m)
+    ints = P[0][R_INTS]
+    if ints[I_EVMODE] != 0:  # the list position as a heap key: the heap holds the evictable ones
+        _heap_set(P, m, float(ints[I_SEQ]), False)
+        ints[I_SEQ] += 1
 
 
 @njit(cache=True)
@@ -307,6 +311,9 @@ def pol_remove(kind, P, m):
     P[0][R_INPOL][m] = 0
     if kind == LRU or kind == FIFO or kind == TTL:
         _list_unlink(P, m)
+        if P[0][R_HPOS][m] >= 0:
+            ints = P[0][R_INTS]
+            ints[I_HEAPN] = heap_remove(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
     elif kind == RANDOM or kind == ORACLE:
         _dense_remove(P, m)
     else:
@@ -328,7 +335,7 @@ def _oracle_utility(P, m, t_ms):
 def pol_next(kind, P, t_ms):
     """The next resident in eviction order (least valuable first), -1 when none is left."""
     ints = P[0][R_INTS]
-    if kind == LRU or kind == FIFO or kind == TTL:
+    if (kind == LRU or kind == FIFO or kind == TTL) and ints[I_EVMODE] == 0:
         c = ints[I_CURSOR]
         if c == -1:
             return -1
@@ -386,12 +393,37 @@ def pol_end(kind, P):
         for j in range(ints[I_NCAND]):
             if inpol[cand[j]] == 2:
                 inpol[cand[j]] = 1
-    elif kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
+    elif kind != RANDOM and (ints[I_EVMODE] != 0 or kind == LFU or kind == GDSF or kind == CREME or kind == BELADY):
         for j in range(ints[I_NCAND]):
             x = cand[j]
             if inpol[x] == 1:
                 ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], x)
     ints[I_NCAND] = 0
+
+
+@njit(cache=True)
+def pol_start(kind, P):
+    """The event loop's mode: the policy's heap holds only the evictable residents (loaded, no
+    queued or running work), so a victim search never walks past busy ones; list policies then
+    keep their order as a heap key too. (Random and CremeBrulee-oracle keep scanning.)"""
+    if kind != RANDOM and kind != ORACLE:
+        P[0][R_INTS][I_EVMODE] = 1
+
+
+@njit(cache=True)
+def pol_pin(kind, P, m):
+    """m is loading or got work: out of the evictable heap (its key still follows requests)."""
+    ints, hpos = P[0][R_INTS], P[0][R_HPOS]
+    if ints[I_EVMODE] != 0 and hpos[m] >= 0:
+        ints[I_HEAPN] = heap_remove(P[0][R_HEAP], ints[I_HEAPN], hpos, P[1][R_KEY1], P[0][R_KEY2], m)
+
+
+@njit(cache=True)
+def pol_unpin(kind, P, m):
+    """m is loaded and idle: back into the evictable heap."""
+    ints, hpos = P[0][R_INTS], P[0][R_HPOS]
+    if ints[I_EVMODE] != 0 and hpos[m] < 0 and P[0][R_INPOL][m] == 1:
+        ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], hpos, P[1][R_KEY1], P[0][R_KEY2], m)
 
 
 @njit(cache=True)
@@ -739,6 +771,7 @@ def _start_load(E, kind, P, m, tau, size, load, unload):
     ctr[C_BYTES] += need
     E[E_FCTR][FC_LOADTIME] += load[m]
     pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
+    pol_pin(kind, P, m)
     ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
                          EV_LOAD, m)
     ctr[C_SEQ] += 1
@@ -762,11 +795,12 @@ def _try_pending(E, kind, P, tau, size, load, unload):
 
 
 @njit(cache=True)
-def _unpinned(E, m, tau, size):
+def _unpinned(E, kind, P, m, tau, size):
     """m's last queued or running request is gone: its memory may be evicted from now on."""
     E[E_IDLE][m] = tau
     if E[E_MSTATE][m] == LOADED:
         E[E_EVICTABLE][E[E_SERVER][m]] += size[m]
+        pol_unpin(kind, P, m)
 
 
 @njit(cache=True)
@@ -798,6 +832,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     idle, rsize, rpos, rkey, rkey2, rheap = E[E_IDLE], E[E_RSIZE], E[E_RPOS], E[E_RKEY], E[E_RKEY2], E[E_RHEAP]
     use_timeout = max_wait_ms >= 0.0
     expires = kind == TTL or kind < 0
+    pol_start(kind, P)
     i = 0
     to = 0
     inf = np.inf
@@ -825,6 +860,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 if pins[m] == 0:
                     idle[m] = tau
                     evictable[s] += size[m]
+                    pol_unpin(kind, P, m)
                 if rsize[s] > 0:
                     _dispatch(E, s, tau, exe)
                 if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
@@ -834,7 +870,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 mstate[m] = LOADED
                 s = server_of[m]
                 if pins[m] == 0:
-                    _unpinned(E, m, tau, size)
+                    _unpinned(E, kind, P, m, tau, size)
                     _drop_queue(E, m)
                     _try_pending(E, kind, P, tau, size, load, unload)
                 else:
@@ -848,7 +884,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             m = models[j]
             pins[m] -= 1
             if pins[m] == 0:
-                _unpinned(E, m, tt, size)
+                _unpinned(E, kind, P, m, tt, size)
                 _try_pending(E, kind, P, tt, size, load, unload)
         else:  # a request arrives
             t = ta
@@ -887,6 +923,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 s = server_of[m]
                 if pins[m] == 1:
                     evictable[s] -= size[m]
+                    pol_pin(kind, P, m)
                 if kind != FIFO and kind != RANDOM:
                     pol_access(kind, P, m, t, i)
                 if rsize[s] == 0 and slots[s] > 0 and qhead[m] == i:  # nothing waits: start now
@@ -946,6 +983,10 @@ def _py_end(kind, P):
     P.candidates = None
 
 
+def _py_nothing(kind, P, m=None):
+    pass
+
+
 def _py_select(kind, P, buf, k, need, size):
     chosen = list(P.policy.select([int(x) for x in buf[:k]], int(need)))
     for j, model in enumerate(chosen):
@@ -981,6 +1022,6 @@ def python_build(function):
                 code = value.py_func
                 namespace[name] = types.FunctionType(code.__code__, namespace, name, code.__defaults__)
         namespace.update(pol_insert=_py_insert, pol_access=_py_access, pol_remove=_py_remove, pol_next=_py_next,
-                         pol_end=_py_end, pol_select=_py_select, pol_expire=_py_expire, rand_below=_py_rand_below)
+                         pol_end=_py_end, pol_start=_py_nothing, pol_pin=_py_nothing, pol_unpin=_py_nothing, pol_select=_py_select, pol_expire=_py_expire, rand_below=_py_rand_below)
         _PY_GLOBALS.update(namespace)
     return _PY_GLOBALS[function.__name__ if not isinstance(function, CPUDispatcher) else function.py_func.__name__]
