@@ -120,7 +120,7 @@ def policy_state(kind: int, policy: str, n_requests: int, size_mb, load_ms, exec
                  next_pos, next_ms, seed_state: int) -> tuple:
     """The compiled policy's state (`engine.R_*` rows), the same shapes and dtypes for every kind."""
     m = len(size_mb)
-    width = max(m, 16)
+    width = max(m, 8)
     ints = np.full((engine.INT_ROWS, width), -1, dtype=np.int64)
     ints[engine.R_INTS] = 0
     ints[engine.R_INTS, engine.I_HEAD] = ints[engine.R_INTS, engine.I_TAIL] = -1

@@ -35,8 +35,8 @@ EV_LOAD, EV_EXEC = 0, 1
 R_INTS, R_KEY2, R_HEAP, R_HPOS, R_PREV, R_NEXT, R_COUNT, R_MPOS, R_CAND, R_INPOL, R_DENSE, R_DPOS = range(12)
 R_FLOATS, R_KEY1, R_WEIGHT, R_LAST, R_MNEXTMS = range(5)
 INT_ROWS, FLOAT_ROWS = 12, 5
-# R_INTS slots (the rows are at least 16 wide)
-I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG, I_EVMODE, I_SEQ = range(9)
+# R_INTS slots (the rows are at least 8 wide)
+I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG, I_EVMODE = range(8)
 # P_FLOATS slots
 F_INFLATION, F_TTL, F_ALPHA = range(3)
 
@@ -254,10 +254,6 @@ def _touch_list(P, m, t_ms, fresh):
     if not fresh:
         _list_unlink(P, m)
     _list_append(P, m)
-    ints = P[0][R_INTS]
-    if ints[I_EVMODE] != 0:  # the list position as a heap key: the heap holds the evictable ones
-        _heap_set(P, m, float(ints[I_SEQ]), False)
-        ints[I_SEQ] += 1
 
 
 @njit(cache=True)
@@ -311,9 +307,6 @@ def pol_remove(kind, P, m):
     P[0][R_INPOL][m] = 0
     if kind == LRU or kind == FIFO or kind == TTL:
         _list_unlink(P, m)
-        if P[0][R_HPOS][m] >= 0:
-            ints = P[0][R_INTS]
-            ints[I_HEAPN] = heap_remove(P[0][R_HEAP], ints[I_HEAPN], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], m)
     elif kind == RANDOM or kind == ORACLE:
         _dense_remove(P, m)
     else:
@@ -335,7 +328,7 @@ def _oracle_utility(P, m, t_ms):
 def pol_next(kind, P, t_ms):
     """The next resident in eviction order (least valuable first), -1 when none is left."""
     ints = P[0][R_INTS]
-    if (kind == LRU or kind == FIFO or kind == TTL) and ints[I_EVMODE] == 0:
+    if kind == LRU or kind == FIFO or kind == TTL:
         c = ints[I_CURSOR]
         if c == -1:
             return -1
@@ -393,7 +386,7 @@ def pol_end(kind, P):
         for j in range(ints[I_NCAND]):
             if inpol[cand[j]] == 2:
                 inpol[cand[j]] = 1
-    elif kind != RANDOM and (ints[I_EVMODE] != 0 or kind == LFU or kind == GDSF or kind == CREME or kind == BELADY):
+    elif kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
         for j in range(ints[I_NCAND]):
             x = cand[j]
             if inpol[x] == 1:
@@ -403,10 +396,11 @@ def pol_end(kind, P):
 
 @njit(cache=True)
 def pol_start(kind, P):
-    """The event loop's mode: the policy's heap holds only the evictable residents (loaded, no
-    queued or running work), so a victim search never walks past busy ones; list policies then
-    keep their order as a heap key too. (Random and CremeBrulee-oracle keep scanning.)"""
-    if kind != RANDOM and kind != ORACLE:
+    """The event loop's mode for heap policies: the heap holds only the evictable residents
+    (loaded, no queued or running work), so a victim search never pops busy ones. (List policies
+    keep walking their list past busy models: a heap would cost O(log n) per request where the list
+    costs O(1), slower in the common case; Random and CremeBrulee-oracle keep scanning.)"""
+    if kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
         P[0][R_INTS][I_EVMODE] = 1
 
 
