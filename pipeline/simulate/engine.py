@@ -36,7 +36,7 @@ R_INTS, R_KEY2, R_HEAP, R_HPOS, R_PREV, R_NEXT, R_COUNT, R_MPOS, R_CAND, R_INPOL
 R_FLOATS, R_KEY1, R_WEIGHT, R_LAST, R_MNEXTMS = range(5)
 INT_ROWS, FLOAT_ROWS = 12, 5
 # R_INTS slots (the rows are at least 8 wide)
-I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG = range(7)
+I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG, I_EVMODE = range(8)
 # P_FLOATS slots
 F_INFLATION, F_TTL, F_ALPHA = range(3)
 
@@ -395,6 +395,32 @@ def pol_end(kind, P):
 
 
 @njit(cache=True)
+def pol_start(kind, P):
+    """The event loop's mode for heap policies: the heap holds only the evictable residents
+    (loaded, no queued or running work), so a victim search never pops busy ones. (List policies
+    keep walking their list past busy models: a heap would cost O(log n) per request where the list
+    costs O(1), slower in the common case; Random and CremeBrulee-oracle keep scanning.)"""
+    if kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
+        P[0][R_INTS][I_EVMODE] = 1
+
+
+@njit(cache=True)
+def pol_pin(kind, P, m):
+    """m is loading or got work: out of the evictable heap (its key still follows requests)."""
+    ints, hpos = P[0][R_INTS], P[0][R_HPOS]
+    if ints[I_EVMODE] != 0 and hpos[m] >= 0:
+        ints[I_HEAPN] = heap_remove(P[0][R_HEAP], ints[I_HEAPN], hpos, P[1][R_KEY1], P[0][R_KEY2], m)
+
+
+@njit(cache=True)
+def pol_unpin(kind, P, m):
+    """m is loaded and idle: back into the evictable heap."""
+    ints, hpos = P[0][R_INTS], P[0][R_HPOS]
+    if ints[I_EVMODE] != 0 and hpos[m] < 0 and P[0][R_INPOL][m] == 1:
+        ints[I_HEAPN] = heap_push(P[0][R_HEAP], ints[I_HEAPN], hpos, P[1][R_KEY1], P[0][R_KEY2], m)
+
+
+@njit(cache=True)
 def pol_select(kind, P, buf, k, need, size):
     """Of the k candidates (least valuable first) that free enough, how many to evict (reordering
     `buf`): all of them, except CremeBrulee's, which sorts them by size, largest first, and keeps
@@ -739,6 +765,7 @@ def _start_load(E, kind, P, m, tau, size, load, unload):
     ctr[C_BYTES] += need
     E[E_FCTR][FC_LOADTIME] += load[m]
     pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
+    pol_pin(kind, P, m)
     ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
                          EV_LOAD, m)
     ctr[C_SEQ] += 1
@@ -762,11 +789,12 @@ def _try_pending(E, kind, P, tau, size, load, unload):
 
 
 @njit(cache=True)
-def _unpinned(E, m, tau, size):
+def _unpinned(E, kind, P, m, tau, size):
     """m's last queued or running request is gone: its memory may be evicted from now on."""
     E[E_IDLE][m] = tau
     if E[E_MSTATE][m] == LOADED:
         E[E_EVICTABLE][E[E_SERVER][m]] += size[m]
+        pol_unpin(kind, P, m)
 
 
 @njit(cache=True)
@@ -798,6 +826,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     idle, rsize, rpos, rkey, rkey2, rheap = E[E_IDLE], E[E_RSIZE], E[E_RPOS], E[E_RKEY], E[E_RKEY2], E[E_RHEAP]
     use_timeout = max_wait_ms >= 0.0
     expires = kind == TTL or kind < 0
+    pol_start(kind, P)
     i = 0
     to = 0
     inf = np.inf
@@ -825,6 +854,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 if pins[m] == 0:
                     idle[m] = tau
                     evictable[s] += size[m]
+                    pol_unpin(kind, P, m)
                 if rsize[s] > 0:
                     _dispatch(E, s, tau, exe)
                 if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
@@ -834,7 +864,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 mstate[m] = LOADED
                 s = server_of[m]
                 if pins[m] == 0:
-                    _unpinned(E, m, tau, size)
+                    _unpinned(E, kind, P, m, tau, size)
                     _drop_queue(E, m)
                     _try_pending(E, kind, P, tau, size, load, unload)
                 else:
@@ -848,7 +878,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             m = models[j]
             pins[m] -= 1
             if pins[m] == 0:
-                _unpinned(E, m, tt, size)
+                _unpinned(E, kind, P, m, tt, size)
                 _try_pending(E, kind, P, tt, size, load, unload)
         else:  # a request arrives
             t = ta
@@ -887,6 +917,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 s = server_of[m]
                 if pins[m] == 1:
                     evictable[s] -= size[m]
+                    pol_pin(kind, P, m)
                 if kind != FIFO and kind != RANDOM:
                     pol_access(kind, P, m, t, i)
                 if rsize[s] == 0 and slots[s] > 0 and qhead[m] == i:  # nothing waits: start now
@@ -946,6 +977,10 @@ def _py_end(kind, P):
     P.candidates = None
 
 
+def _py_nothing(kind, P, m=None):
+    pass
+
+
 def _py_select(kind, P, buf, k, need, size):
     chosen = list(P.policy.select([int(x) for x in buf[:k]], int(need)))
     for j, model in enumerate(chosen):
@@ -981,6 +1016,6 @@ def python_build(function):
                 code = value.py_func
                 namespace[name] = types.FunctionType(code.__code__, namespace, name, code.__defaults__)
         namespace.update(pol_insert=_py_insert, pol_access=_py_access, pol_remove=_py_remove, pol_next=_py_next,
-                         pol_end=_py_end, pol_select=_py_select, pol_expire=_py_expire, rand_below=_py_rand_below)
+                         pol_end=_py_end, pol_start=_py_nothing, pol_pin=_py_nothing, pol_unpin=_py_nothing, pol_select=_py_select, pol_expire=_py_expire, rand_below=_py_rand_below)
         _PY_GLOBALS.update(namespace)
     return _PY_GLOBALS[function.__name__ if not isinstance(function, CPUDispatcher) else function.py_func.__name__]
