@@ -29,21 +29,25 @@ def synth(package_root: Path, out: Path, functions: int, days: int, seed: int) -
     env = dict(os.environ, PYTHONPATH=str(package_root), MANYMODELS_NO_PROGRESS="1")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pipeline.cli", "synth-trace", "--functions", str(functions),
-                    "--days", str(days), "--seed", str(seed), "--out", str(out)], check=True, env=env)
+                    "--days", str(days), "--seed", str(seed), "--out", str(out.resolve())], check=True, env=env,
+                   cwd=package_root)  # python -m puts the working directory first on sys.path
     return time.perf_counter() - start
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", type=Path, default=Path("/tmp/mm-calib"))
-    parser.add_argument("--sizes", default="10000x14,2000x2")
+    parser.add_argument("--sizes", default="10000x14,2000x2", help="functions x days, comma-separated, or none")
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--speed-baseline", type=Path, default=None)
     parser.add_argument("--speed-size", default="10000x2")
     args = parser.parse_args()
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    sizes = [] if args.sizes == "none" else [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
+    out_dir = ROOT / "benchmarks" / "results"
     results: dict = {"runs": []}
+    if not sizes:  # speed only: keep the calibration runs of the last full benchmark
+        results = json.loads((out_dir / "calibrate_trace.json").read_text())
     for functions, days in sizes:
         for seed in seeds:
             out = args.work / f"trace_{functions}x{days}_s{seed}"
@@ -66,7 +70,6 @@ def main() -> int:
         results["speed"] = {"size": args.speed_size, "new_s": round(new, 1), "baseline_s": round(old, 1),
                             "ratio": round(new / old, 2)}
         print(f"speed {args.speed_size}: {new:.1f} s vs baseline {old:.1f} s (x{new / old:.2f})")
-    out_dir = ROOT / "benchmarks" / "results"
     (out_dir / "calibrate_trace.json").write_text(json.dumps(results, indent=2))
     lines = ["| target | value | " + " | ".join(f"{r['functions']:,} x {r['days']} (seed {r['seed']})"
                                                  for r in results["runs"]) + " | tolerance (first) |",

@@ -68,6 +68,7 @@ from .schema import (
     file_name,
 )
 
+SPARSE_BELOW_PER_DAY = 30.0  # rows expecting fewer invocations a day are drawn event by event
 TIMER_PERIODS_MIN = (1, 2, 5, 10, 15, 30, 60, 120, 360, 720, 1440)
 DURATION_Z = np.array([-2.6, -2.0, -0.67, 0.0, 0.67, 2.3, 3.0])  # p0, p1, p25, p50, p75, p99, p100
 MEMORY_Z = np.array([-2.3, -1.6, -0.67, 0.0, 0.67, 1.6, 2.3, 3.0])  # pct1 .. pct100
@@ -407,29 +408,51 @@ def day_counts(pop: Population, config: SyntheticTraceConfig, day: int, rows: np
     if len(other) == 0:
         return counts
     sel = rows[other]
-    curve = 1.0 + pop.diurnal_amplitude[sel][:, None] * np.cos(
-        2.0 * np.pi * (minute[None, :] - pop.diurnal_peak_min[sel][:, None]) / MINUTES_PER_DAY)
-    lam = (pop.rate_per_day[sel] * day_factor / MINUTES_PER_DAY)[:, None] * curve
+    rate_day = pop.rate_per_day[sel] * day_factor
+    amplitude, peak = pop.diurnal_amplitude[sel], pop.diurnal_peak_min[sel]
     # on/off episodes: a two-state Markov chain per minute; on-periods last ~episode_minutes and
     # carry ~episode_size invocations. Functions on more than half the time, or busier than
     # bursty_rate_max_per_day, are left smooth.
     size = pop.episode_size[sel]
     length = pop.episode_minutes[sel]
-    per_day = pop.rate_per_day[sel] / np.maximum(size, 1e-12)  # episodes per day
-    duty = per_day * length / MINUTES_PER_DAY
-    bursty = np.flatnonzero((size >= 2.0) & (duty < 0.5) & (pop.rate_per_day[sel] <= config.bursty_rate_max_per_day))
-    if len(bursty):
-        duty_b = duty[bursty]
-        leave = 1.0 / length[bursty]
+    duty = pop.rate_per_day[sel] / np.maximum(size, 1e-12) * length / MINUTES_PER_DAY
+    bursty = (size >= 2.0) & (duty < 0.5) & (pop.rate_per_day[sel] <= config.bursty_rate_max_per_day)
+
+    # smooth functions with few invocations a day: draw the day's count, then place each invocation
+    # in a minute by rejection on the diurnal curve (the same Poisson process, no 1440-wide matrix)
+    few = np.flatnonzero(~bursty & (rate_day < SPARSE_BELOW_PER_DAY))
+    if len(few):
+        row = np.repeat(few, rng.poisson(rate_day[few]))
+        minute_of = np.empty(len(row), dtype=np.int64)
+        pending = np.arange(len(row))
+        while len(pending):
+            m = rng.integers(0, MINUTES_PER_DAY, len(pending))
+            a = amplitude[row[pending]]
+            wave = 1.0 + a * np.cos(2.0 * np.pi * (m - peak[row[pending]]) / MINUTES_PER_DAY)
+            accept = rng.random(len(pending)) * (1.0 + a) < wave
+            minute_of[pending[accept]] = m[accept]
+            pending = pending[~accept]
+        np.add.at(counts, (other[row], minute_of), 1)
+
+    dense = np.flatnonzero(bursty | (rate_day >= SPARSE_BELOW_PER_DAY))
+    if len(dense) == 0:
+        return counts
+    curve = 1.0 + amplitude[dense][:, None] * np.cos(
+        2.0 * np.pi * (minute[None, :] - peak[dense][:, None]) / MINUTES_PER_DAY)
+    lam = (rate_day[dense] / MINUTES_PER_DAY)[:, None] * curve
+    on_off = np.flatnonzero(bursty[dense])
+    if len(on_off):
+        duty_b = duty[dense][on_off]
+        leave = 1.0 / length[dense][on_off]
         enter = np.minimum(1.0, duty_b / (1.0 - duty_b) * leave)
-        state = rng.random(len(bursty)) < duty_b
-        on = np.empty((len(bursty), MINUTES_PER_DAY), dtype=bool)
+        state = rng.random(len(on_off)) < duty_b
+        on = np.empty((len(on_off), MINUTES_PER_DAY), dtype=bool)
         for m in range(MINUTES_PER_DAY):  # a Markov chain over time, vectorized over functions
             on[:, m] = state
             u = rng.random(len(state))
             state = np.where(state, u >= leave, u < enter)
-        lam[bursty] = lam[bursty] * on / duty_b[:, None]
-    counts[other] = _poisson_rows(rng, lam)
+        lam[on_off] = lam[on_off] * on / duty_b[:, None]
+    counts[other[dense]] = _poisson_rows(rng, lam)
     return counts
 
 
