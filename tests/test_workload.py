@@ -97,7 +97,8 @@ def test_expand_keeps_each_request_in_its_minute(counts, arrival):
 
 def minute_stats(workload: Path, minutes: int) -> dict[str, np.ndarray]:
     """Per model at minute resolution, computed independently of the generator with polars/numpy:
-    requests, idle fraction, IAT CV of the gaps between active minutes (models with >= 2 gaps)."""
+    requests, idle fraction, IAT CV of the gaps between active minutes (models with >= 2 gaps), and
+    the pooled idle-period lengths (runs of inactive minutes between two active ones)."""
     n = pl.read_parquet(workload / "models.parquet").height
     cells = (pl.read_parquet(workload / "requests.parquet")
              .group_by("model_id", (pl.col("t_ms") // 60_000).alias("minute")).len()
@@ -106,12 +107,14 @@ def minute_stats(workload: Path, minutes: int) -> dict[str, np.ndarray]:
     minute = cells["minute"].to_numpy()
     requests = np.bincount(model, weights=cells["len"].to_numpy(), minlength=n)
     idle = 1 - np.bincount(model, minlength=n) / minutes
-    cv = []
+    cv, idle_periods = [], []
     for m in np.unique(model):
         gaps = np.diff(minute[model == m])
+        idle_periods.extend(gaps[gaps > 1] - 1)
         if len(gaps) >= 2:
             cv.append(gaps.std() / gaps.mean())
-    return {"requests": requests, "idle_fraction": idle, "iat_cv": np.array(cv)}
+    return {"requests": requests, "idle_fraction": idle, "iat_cv": np.array(cv),
+            "idle_periods": np.array(idle_periods)}
 
 
 def ks_bound(n: int, m: int, alpha_c: float = 1.95) -> float:
@@ -279,3 +282,36 @@ def test_trigger_filter_keeps_only_that_trigger(characterization, tmp_path):
                tmp_path / "w", db=db)
     models = pl.read_parquet(tmp_path / "w" / "models.parquet")
     assert models.height == 10 and set(models["source_trigger"]) == {"timer"}
+
+
+@given(n=st.integers(1, 400), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_systematic_sample_takes_one_function_per_stratum(n, data):
+    from pipeline.workload.parametric import systematic_sample
+
+    k = data.draw(st.integers(1, n))
+    ordered = np.random.default_rng(n).permutation(n)
+    chosen = systematic_sample(ordered, k, np.random.default_rng(k))
+    assert len(chosen) == k == len(np.unique(chosen))
+    rank = np.empty(n, dtype=np.int64)
+    rank[ordered] = np.arange(n)  # position of each item in the ordering
+    # the i-th pick (in ordering order) is the item whose unit [r, r + 1) meets stratum [i n / k, (i + 1) n / k)
+    r, i = np.sort(rank[chosen]), np.arange(k)
+    assert np.all(i * n < (r + 1) * k) and np.all(r * k < (i + 1) * n)
+
+
+def test_half_population_keeps_top_shares_and_thinned_periods(mix_dbs, tmp_path):
+    """Half as many models as functions, at rate scale 0.3: per-model and pooled idle-period
+    distributions and the top shares stay those of the thinned replay (scipy, numpy: computed here)."""
+    from scipy import stats
+
+    db = mix_dbs["bursty"]
+    common = {"minutes": 1440, "seed": 5, "rate_scale": 0.3}
+    synthesize(WorkloadConfig(mode="replay", selection="all", **common), tmp_path / "ref", db=db)
+    n = pl.read_parquet(tmp_path / "ref" / "models.parquet").height
+    synthesize(WorkloadConfig(mode="parametric", models=n // 2, **common), tmp_path / "par", db=db)
+    ref, par = minute_stats(tmp_path / "ref", 1440), minute_stats(tmp_path / "par", 1440)
+    for key in ("requests", "idle_fraction", "iat_cv", "idle_periods"):
+        assert stats.ks_2samp(ref[key], par[key]).statistic < ks_bound(len(ref[key]), len(par[key])), key
+    for fraction in (0.01, 0.10):
+        assert top_share(par["requests"], fraction) == pytest.approx(top_share(ref["requests"], fraction), abs=0.05)

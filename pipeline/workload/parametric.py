@@ -37,6 +37,7 @@ import numpy as np
 from ..db import frame
 from ..errors import ManyModelsError
 from ..trace.schema import MINUTES_PER_DAY, TRIGGERS
+from .requests import scaled_counts
 
 QUANTILES = 256  # a power of two: tables are visited in bit-reversed order (stratified draws)
 MODEL_CHUNK = 1 << 17  # models per compiled call: bounds the per-block buffers
@@ -56,6 +57,7 @@ class WorkloadModel:
     idle_table: np.ndarray       # float32 (functions, K) idle-period lengths, minutes (0: always busy)
     extra_table: np.ndarray      # float32 (functions, K) requests per active minute minus 1, deseasonalized
     diurnal: np.ndarray          # float64 (1440,) multiplier per minute of the day, mean 1
+    iat_cv: np.ndarray           # float64 CV of the gaps between its active minutes (NaN: fewer than 2 gaps)
     source: dict = field(default_factory=dict)
 
     @property
@@ -63,7 +65,7 @@ class WorkloadModel:
         return len(self.requests)
 
     ARRAYS = ("trigger", "requests", "active_minutes", "first_active", "busy_table", "idle_table",
-              "extra_table", "diurnal")
+              "extra_table", "diurnal", "iat_cv")
 
     def save(self, path: Path) -> None:
         """One .npz file: the arrays, and the scalars and source as JSON."""
@@ -77,7 +79,9 @@ class WorkloadModel:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
             return cls(window_minutes=header["window_minutes"], start_minute_of_day=header["start_minute_of_day"],
-                       source=header["source"], **{name: data[name] for name in cls.ARRAYS})
+                       source=header["source"],
+                       **{name: data[name] if name in data.files else np.full(len(data["requests"]), np.nan)
+                          for name in cls.ARRAYS})
 
 
 # ----------------------------------------------------------------------------------- fit
@@ -147,6 +151,18 @@ def _fit_tables(starts, minute, count, multiplier, window, k):
     return busy_table, idle_table, extra_table, first_active
 
 
+def gap_cv(f: np.ndarray, minute: np.ndarray, n: int) -> np.ndarray:
+    """Per function: std / mean of the gaps between its consecutive active minutes (cells sorted by
+    function, then minute); NaN with fewer than two gaps."""
+    same = f[1:] == f[:-1]
+    gap, owner = np.diff(minute)[same].astype(float), f[1:][same]
+    gaps = np.bincount(owner, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.bincount(owner, weights=gap, minlength=n) / gaps
+        var = np.bincount(owner, weights=gap * gap, minlength=n) / gaps - mean * mean
+        return np.where(gaps >= 2, np.sqrt(np.clip(var, 0, None)) / mean, np.nan)
+
+
 def diurnal_multiplier(hourly_requests: np.ndarray) -> np.ndarray:
     """Per minute of the day: requests in that hour of the day over the mean hour (hours with no
     request count as the mean), a step per hour, the scale of the trace's own hourly profile."""
@@ -159,9 +175,18 @@ def diurnal_multiplier(hourly_requests: np.ndarray) -> np.ndarray:
 
 
 def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[str, ...] = (),
-        quantiles: int = QUANTILES, source: dict | None = None) -> WorkloadModel:
+        quantiles: int = QUANTILES, source: dict | None = None, rate_scale: float = 1.0,
+        rng: np.random.Generator | None = None) -> WorkloadModel:
     """Fit the model on the trace window [start_minute, start_minute + minutes) (minutes from the
-    start of `first_day`), over the functions present in it (rows with no invocation included)."""
+    start of `first_day`), over the functions present in it (rows with no invocation included).
+
+    With `rate_scale` != 1 the model is fitted on the trace at that rate: every minute's count
+    scaled and stochastically rounded as the replay does (`requests.scaled_counts`, with `rng`),
+    minutes left with no invocation dropped. Thinning a trace removes the single-invocation minutes
+    where the trace has them (the edges and quiet stretches of its busy periods, its rare
+    functions), so the busy and idle periods of the thinned trace are not those of a process fitted
+    at rate 1 and thinned afterwards (counts there are drawn independently of the on/off state):
+    the model is fitted on what the workload is to reproduce, and sampled without further scaling."""
     end = start_minute + minutes
     trigger_filter = ""
     if triggers:
@@ -186,6 +211,10 @@ def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[st
     f = cells["f"].to_numpy()
     minute = cells["minute"].to_numpy()
     count = cells["count"].to_numpy()
+    if rate_scale != 1.0:
+        count = scaled_counts(count, rate_scale, rng if rng is not None else np.random.default_rng(0))
+        kept = count > 0
+        f, minute, count = f[kept], minute[kept], count[kept]
     n = functions.height
     minute_of_day = (start_minute + minute) % MINUTES_PER_DAY
     hourly = np.bincount(minute_of_day // 60, weights=count - 1, minlength=24)  # what it modulates
@@ -201,8 +230,8 @@ def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[st
         requests=np.bincount(f, weights=count, minlength=n).astype(np.int64),
         active_minutes=np.bincount(f, minlength=n).astype(np.int64),
         first_active=first_active, busy_table=busy, idle_table=idle, extra_table=extra,
-        diurnal=diurnal, source=dict(source or {}, start_minute=start_minute, minutes=minutes,
-                                     triggers=list(triggers)))
+        diurnal=diurnal, iat_cv=gap_cv(f, minute, n), source=dict(source or {}, start_minute=start_minute, minutes=minutes,
+                                     triggers=list(triggers), rate_scale=rate_scale))
 
 
 # -------------------------------------------------------------------------------- sample
@@ -227,17 +256,61 @@ def _silverman(values: np.ndarray) -> float:
     return float(0.9 * spread * len(values) ** -0.2)
 
 
+def sampling_order(model: WorkloadModel, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Function indices in the order a systematic sample of k of them walks (`systematic_sample`).
+
+    By popularity first: from the most to the least requested (then by active minutes; the
+    remaining ties, such as the functions never invoked in the window, in a seeded random order).
+    Then, past the head, the order within consecutive blocks of strata (a block of strata starting
+    at stratum i spans max(1, i // 4) strata, so the head keeps its exact popularity order and a
+    block never spans more than a fifth of the ranks before it) is by the function's IAT CV: the
+    sample is stratified on burstiness too within each popularity band, which a popularity order
+    alone leaves to chance."""
+    n = model.functions
+    order = np.lexsort((rng.random(n), -model.active_minutes, -model.requests))
+    if k <= 0 or k >= n:
+        return order
+    step = n / k
+    cv = np.nan_to_num(model.iat_cv[order], nan=-1.0)  # no CV (fewer than 2 gaps) first in a block
+    tiebreak = np.arange(n)
+    block = np.zeros(n, dtype=np.int64)
+    stratum, index = 0, 0
+    while stratum < k:
+        stop = min(k, stratum + max(1, stratum // 4))
+        block[int(np.floor(stratum * step)):int(np.floor(stop * step)) if stop < k else n] = index
+        stratum, index = stop, index + 1
+    return order[np.lexsort((tiebreak, cv, block))]
+
+
+def systematic_sample(ordered: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k of the `ordered` items, one in each of k equal consecutive strata, at one random offset
+    (systematic sampling): every quantile of the ordering keeps its share of the sample. Drawn
+    without replacement at random instead, a heavy-tailed population keeps or loses its few giants
+    by chance (the top 1% of 1,000 models is 10 of them), and with them the top shares and the
+    cache's working set."""
+    n = len(ordered)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    position = np.floor((np.arange(k) + rng.random()) * (n / k)).astype(np.int64)
+    return np.sort(ordered[np.minimum(position, n - 1)]).astype(np.int64)
+
+
 def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Generator) -> Population:
     """Each model's feature vector drawn from the empirical joint distribution of the trace's
-    functions; past the number of functions, kernel-smoothed draws (Silverman bandwidths)."""
+    functions, a systematic sample over their popularity order (`systematic_sample`); past the
+    number of functions, every function as many whole times as fit and a systematic sample of
+    them for the rest, all but the first copy kernel-smoothed (Silverman bandwidths)."""
     n_functions = model.functions
     if n_models <= n_functions:
-        source = np.sort(rng.choice(n_functions, size=n_models, replace=False))
+        order = sampling_order(model, n_models, rng)
+        source = systematic_sample(order, n_models, rng)
         ones = np.ones(n_models)
         return Population(source, ones, ones.copy(), ones.copy(), np.full(n_models, 0.5),
                           rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
-    extra = n_models - n_functions
-    source = np.concatenate([np.arange(n_functions), rng.integers(0, n_functions, extra)])
+    copies, remainder = divmod(n_models, n_functions)
+    order = sampling_order(model, remainder, rng)
+    source = np.concatenate([np.tile(np.arange(n_functions), copies),
+                             systematic_sample(order, remainder, rng)])
     jittered = np.arange(n_models) >= n_functions
     active = model.active_minutes > 0
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -155,7 +155,8 @@ def _parametric(con, config: WorkloadConfig, days: list[int], catalog: pl.DataFr
     if config.start_minute >= trace_minutes:
         raise ManyModelsError(f"--start-minute {config.start_minute} is past the trace's {trace_minutes} minutes")
     window = min(config.minutes, trace_minutes - config.start_minute)
-    model = parametric.fit(con, config.start_minute, window, days[0], config.triggers)
+    model = parametric.fit(con, config.start_minute, window, days[0], config.triggers,
+                           rate_scale=config.rate_scale, rng=rng)  # fitted on the trace at the workload's rate
     population = parametric.sample_population(model, config.models, rng)
     rate, idle = parametric.expected_rates(model, population)
     models = pl.DataFrame({
@@ -165,7 +166,7 @@ def _parametric(con, config: WorkloadConfig, days: list[int], catalog: pl.DataFr
     models = bind_models(models, catalog, config, "target_rate_per_day", rng)
     raw = parametric.sample_blocks(model, population, config.minutes, config.block_minutes,
                                    config.start_minute % MINUTES_PER_DAY, rng)
-    blocks = ((ids, minute, scaled_counts(count, config.rate_scale, rng)) for ids, minute, count in raw)
+    blocks = raw  # already at the rate scale (the model is fitted on the scaled trace)
     fit_window = {"start_minute": config.start_minute, "minutes": window, "functions": model.functions}
     log.info("parametric model fitted on %d functions over minutes %d..%d of the trace", model.functions,
              config.start_minute, config.start_minute + window)
