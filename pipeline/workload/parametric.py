@@ -14,10 +14,16 @@ function present in it, a small vector of fitted features and empirical tables:
 - the trace's diurnal multiplier (requests per hour of day over the mean hour, interpolated per
   minute).
 
+The fit reads the trace at the workload's rate scale (counts scaled and stochastically rounded as
+the replay does, emptied minutes dropped), so thinning acts on the trace's own sequences.
+
 `sample_population(model, n_models, rng)` draws each workload model's feature vector from that
-empirical joint distribution: without replacement when n_models <= functions, and beyond that
-every function once plus kernel draws (a function with its idle-period, busy-period and count
-scales perturbed by Gaussian kernels in log space, Silverman bandwidths from the trace's spread).
+empirical joint distribution: when n_models <= functions, a systematic sample over the functions
+ordered by popularity (and by IAT CV within popularity bands past the head), so the heavy tail's
+giants are kept by stratum rather than by chance; beyond that every function as many whole times
+as fit plus a systematic sample for the rest, all but the first copy kernel draws (a function with
+its idle-period, busy-period and count scales perturbed by Gaussian kernels in log space,
+Silverman bandwidths from the trace's spread).
 `sample_blocks(...)` runs a semi-Markov on/off process per model, started in its stationary state, with the model's own busy- and
 idle-period distributions (periodic functions, whose idle runs are near-constant, stay periodic),
 counts per active minute from its own count table times the diurnal multiplier; block by block,
@@ -282,17 +288,25 @@ def sampling_order(model: WorkloadModel, k: int, rng: np.random.Generator) -> np
     return order[np.lexsort((tiebreak, cv, block))]
 
 
-def systematic_sample(ordered: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def systematic_sample(ordered: np.ndarray, k: int, rng: np.random.Generator, weight: np.ndarray | None = None,
+                      tries: int = 16) -> np.ndarray:
     """k of the `ordered` items, one in each of k equal consecutive strata, at one random offset
     (systematic sampling): every quantile of the ordering keeps its share of the sample. Drawn
     without replacement at random instead, a heavy-tailed population keeps or loses its few giants
     by chance (the top 1% of 1,000 models is 10 of them), and with them the top shares and the
-    cache's working set."""
+    cache's working set. With `weight` (per item, in `ordered`'s order), the offset is the best of
+    `tries` seeded random ones for the total: the sample's weight times n / k closest to the
+    population's (balanced sampling: the sample's volume is the population's share, whichever of
+    two neighbouring giants a stratum keeps)."""
     n = len(ordered)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    position = np.floor((np.arange(k) + rng.random()) * (n / k)).astype(np.int64)
-    return np.sort(ordered[np.minimum(position, n - 1)]).astype(np.int64)
+    offsets = rng.random(tries if weight is not None else 1)
+    positions = np.minimum(np.floor((np.arange(k)[None, :] + offsets[:, None]) * (n / k)).astype(np.int64), n - 1)
+    best = 0
+    if weight is not None:
+        best = int(np.argmin(np.abs(weight[positions].sum(axis=1) * (n / k) - weight.sum())))
+    return np.sort(ordered[positions[best]]).astype(np.int64)
 
 
 def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Generator) -> Population:
@@ -303,14 +317,14 @@ def sample_population(model: WorkloadModel, n_models: int, rng: np.random.Genera
     n_functions = model.functions
     if n_models <= n_functions:
         order = sampling_order(model, n_models, rng)
-        source = systematic_sample(order, n_models, rng)
+        source = systematic_sample(order, n_models, rng, weight=model.requests[order].astype(float))
         ones = np.ones(n_models)
         return Population(source, ones, ones.copy(), ones.copy(), np.full(n_models, 0.5),
                           rng.integers(0, model.busy_table.shape[1], (n_models, 3)))
     copies, remainder = divmod(n_models, n_functions)
     order = sampling_order(model, remainder, rng)
     source = np.concatenate([np.tile(np.arange(n_functions), copies),
-                             systematic_sample(order, remainder, rng)])
+                             systematic_sample(order, remainder, rng, weight=model.requests[order].astype(float))])
     jittered = np.arange(n_models) >= n_functions
     active = model.active_minutes > 0
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -163,7 +163,8 @@ def _parametric(con, config: WorkloadConfig, days: list[int], catalog: pl.DataFr
         "model_id": np.arange(config.models, dtype=np.int32),
         "source_trigger": [TRIGGERS[i] for i in model.trigger[population.source]],
         "target_rate_per_day": rate, "target_idle_fraction": idle})
-    models = bind_models(models, catalog, config, "target_rate_per_day", rng)
+    models = bind_models(models, catalog, config, "target_rate_per_day", rng,
+                         rank_stride=model.functions / config.models)
     raw = parametric.sample_blocks(model, population, config.minutes, config.block_minutes,
                                    config.start_minute % MINUTES_PER_DAY, rng)
     blocks = raw  # already at the rate scale (the model is fitted on the scaled trace)
@@ -175,9 +176,13 @@ def _parametric(con, config: WorkloadConfig, days: list[int], catalog: pl.DataFr
 
 # ------------------------------------------------------------------------------ common
 def bind_models(models: pl.DataFrame, catalog: pl.DataFrame, config: WorkloadConfig, popularity_col: str,
-                rng: np.random.Generator) -> pl.DataFrame:
+                rng: np.random.Generator, rank_stride: float = 1.0) -> pl.DataFrame:
     """Give every workload model a catalog profile: random, round-robin, or by rank (the most
-    requested models get the smallest catalog models, cycling through the catalog by size)."""
+    requested models get the smallest catalog models, cycling through the catalog by size). With
+    `rank_stride` (functions in the trace's window / models), the rank cycles by the model's
+    popularity quantile in the trace: the model of rank r takes the profile the function of rank
+    floor(r x stride) takes in the trace's replay, so a workload with fewer (or more) models than the
+    trace has functions keeps the replay's mix of sizes at every popularity level."""
     n, k = models.height, catalog.height
     if config.binding == "random":
         index = rng.integers(0, k, n)
@@ -186,7 +191,7 @@ def bind_models(models: pl.DataFrame, catalog: pl.DataFrame, config: WorkloadCon
     else:
         by_size = np.argsort(catalog["size_mb"].to_numpy(), kind="stable")
         popularity_rank = np.argsort(np.argsort(-models[popularity_col].to_numpy(), kind="stable"), kind="stable")
-        index = by_size[popularity_rank % k]
+        index = by_size[np.floor(popularity_rank * rank_stride).astype(np.int64) % k]
     profile = catalog[index].rename({"model": "catalog_model"})
     return pl.concat([models, profile], how="horizontal")
 
