@@ -315,3 +315,38 @@ def test_half_population_keeps_top_shares_and_thinned_periods(mix_dbs, tmp_path)
         assert stats.ks_2samp(ref[key], par[key]).statistic < ks_bound(len(ref[key]), len(par[key])), key
     for fraction in (0.01, 0.10):
         assert top_share(par["requests"], fraction) == pytest.approx(top_share(ref["requests"], fraction), abs=0.05)
+
+
+def test_fit_at_a_rate_scale_thins_the_trace_minutes(mix_dbs):
+    from pipeline.db import connect_read_only
+    from pipeline.workload import parametric
+
+    with connect_read_only(mix_dbs["bursty"]) as con:
+        full = parametric.fit(con, 0, 1440, 1)
+        thinned = parametric.fit(con, 0, 1440, 1, rate_scale=0.25, rng=np.random.default_rng(1))
+        cells = con.execute("SELECT count(*), sum(count), sum(CASE WHEN count = 1 THEN 1 ELSE 0 END) "
+                            "FROM invocations WHERE day = 1").fetchone()
+    n_cells, total, singles = cells
+    assert full.requests.sum() == total and full.active_minutes.sum() == n_cells
+    # expected requests: a quarter of the total; minutes with 1..3 invocations survive with probability count / 4
+    assert abs(thinned.requests.sum() - total / 4) < 5 * np.sqrt(total)
+    assert np.all(thinned.active_minutes <= full.active_minutes)
+    assert n_cells - thinned.active_minutes.sum() > 0.5 * singles  # 3/4 of the single-invocation minutes go
+    assert thinned.source["rate_scale"] == 0.25
+
+
+def test_rank_binding_cycles_by_popularity_quantile_in_the_trace(mix_dbs, tmp_path):
+    from pipeline.db import connect_read_only
+
+    db = mix_dbs["timers"]
+    with connect_read_only(db) as con:
+        functions = con.execute("SELECT count(DISTINCT function_id) FROM function_days WHERE day = 1").fetchone()[0]
+    models_n = functions // 3
+    synthesize(WorkloadConfig(mode="parametric", models=models_n, minutes=600, seed=1, binding="rank"), tmp_path / "p",
+               db=db)
+    models = pl.read_parquet(tmp_path / "p" / "models.parquet")
+    by_size = load_catalog()["size_mb"].to_numpy()
+    ascending = np.sort(by_size)
+    rank = np.argsort(np.argsort(-models["target_rate_per_day"].to_numpy(), kind="stable"), kind="stable")
+    expected = ascending[(rank * functions // models_n) % len(by_size)]
+    assert np.array_equal(models["size_mb"].to_numpy(), expected)
