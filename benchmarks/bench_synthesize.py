@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure import markdown_table, measure
 
 RUN = """
-import os
+import os, sys
+sys.path.insert(0, {tree!r})  # before the working directory, which `python -c` puts first
 os.environ['MANYMODELS_NO_PROGRESS'] = '1'
 from pathlib import Path
 from pipeline.workload.synthesize import WorkloadConfig, synthesize
@@ -51,8 +52,8 @@ def main() -> None:
         cases.append(("parametric", "this tree", here, args.models, args.minutes, args.rate_scale))
         for i, (mode, tree, path, models, minutes, scale) in enumerate(cases):
             out = Path(tmp) / f"{mode}{i}"
-            seconds, peak_mb = measure(RUN.format(mode=mode, models=models, minutes=minutes, scale=scale, out=str(out)),
-                                       dict(env, PYTHONPATH=path))
+            seconds, peak_mb = measure(RUN.format(mode=mode, models=models, minutes=minutes, scale=scale, out=str(out),
+                                                  tree=path), dict(env, PYTHONPATH=path))
             requests = int((out / "rows.json").read_text())
             size_mb = (out / "requests.parquet").stat().st_size / 1e6
             rows.append({"mode": mode, "code": tree, "models": models or "all", "minutes": minutes,

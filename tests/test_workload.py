@@ -350,3 +350,36 @@ def test_rank_binding_cycles_by_popularity_quantile_in_the_trace(mix_dbs, tmp_pa
     rank = np.argsort(np.argsort(-models["target_rate_per_day"].to_numpy(), kind="stable"), kind="stable")
     expected = ascending[(rank * functions // models_n) % len(by_size)]
     assert np.array_equal(models["size_mb"].to_numpy(), expected)
+
+
+def test_office_hours_functions_stay_in_their_hours(tmp_path):
+    """Functions active only 09:00-17:00 (Poisson inside): their models' active minutes stay in those
+    hours (a time-of-day-blind on/off process would put 16/24 of them outside); an always-on
+    Poisson function keeps one clock."""
+    from .tracefiles import write_invocations
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(40):
+        rate = 0.3 + 0.05 * i
+        minutes = np.arange(9 * 60, 17 * 60)
+        fired = minutes[rng.poisson(rate, len(minutes)) > 0]
+        rows.append((f"o{i}", f"a{i}", f"f{i}", "http", {int(m) + 1: 1 for m in fired}))
+    for i in range(40, 60):  # the same rates at every hour
+        fired = np.flatnonzero(rng.poisson(0.2, 1440) > 0)
+        rows.append((f"o{i}", f"a{i}", f"f{i}", "queue", {int(m) + 1: 1 for m in fired}))
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    write_invocations(trace, 1, rows)
+    ingest(trace, tmp_path / "t.duckdb")
+    synthesize(WorkloadConfig(mode="parametric", models=120, minutes=1440, seed=2), tmp_path / "p",
+               db=tmp_path / "t.duckdb")
+    requests = pl.read_parquet(tmp_path / "p" / "requests.parquet")
+    models = pl.read_parquet(tmp_path / "p" / "models.parquet")
+    office = models.filter(pl.col("source_trigger") == "http")["model_id"]
+    hour = (requests["t_ms"].to_numpy() // 3_600_000)
+    in_office = np.isin(requests["model_id"].to_numpy(), office.to_numpy())
+    assert in_office.sum() > 1000
+    assert np.mean((hour[in_office] >= 8) & (hour[in_office] < 18)) > 0.95
+    everyday = ~in_office
+    assert 0.3 < np.mean((hour[everyday] >= 9) & (hour[everyday] < 17)) < 0.4  # 8/24 of them

@@ -64,6 +64,8 @@ class WorkloadModel:
     extra_table: np.ndarray      # float32 (functions, K) requests per active minute minus 1, deseasonalized
     diurnal: np.ndarray          # float64 (1440,) multiplier per minute of the day, mean 1
     iat_cv: np.ndarray           # float64 CV of the gaps between its active minutes (NaN: fewer than 2 gaps)
+    hour_profile: np.ndarray     # float64 (functions, 24) its activity by hour of day, mean 1 (all ones: no
+    #                              significant time-of-day pattern); idle lengths are in its operational time
     source: dict = field(default_factory=dict)
 
     @property
@@ -71,7 +73,7 @@ class WorkloadModel:
         return len(self.requests)
 
     ARRAYS = ("trigger", "requests", "active_minutes", "first_active", "busy_table", "idle_table",
-              "extra_table", "diurnal", "iat_cv")
+              "extra_table", "diurnal", "iat_cv", "hour_profile")
 
     def save(self, path: Path) -> None:
         """One .npz file: the arrays, and the scalars and source as JSON."""
@@ -86,8 +88,13 @@ class WorkloadModel:
             header = json.loads(str(data["header"]))
             return cls(window_minutes=header["window_minutes"], start_minute_of_day=header["start_minute_of_day"],
                        source=header["source"],
-                       **{name: data[name] if name in data.files else np.full(len(data["requests"]), np.nan)
+                       **{name: data[name] if name in data.files else _missing(name, len(data["requests"]))
                           for name in cls.ARRAYS})
+
+
+def _missing(name: str, n: int) -> np.ndarray:
+    """Arrays a model saved by an older version lacks: no IAT CV known, no time-of-day pattern."""
+    return np.ones((n, 24)) if name == "hour_profile" else np.full(n, np.nan)
 
 
 # ----------------------------------------------------------------------------------- fit
@@ -112,7 +119,30 @@ def _table(values: np.ndarray, k: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _fit_tables(starts, minute, count, multiplier, window, k):
+def _operational(row, hour, a, b):
+    """Operational length of the window minutes [a, b): the function's activity summed over them."""
+    total = 0.0
+    for m in range(a, b):
+        total += row[hour[m]]
+    return total
+
+
+@numba.njit(cache=True)
+def _real_length(row, hour, start, op_length):
+    """Minutes from `start` until the function's activity summed over them reaches `op_length`
+    (the inverse of `_operational`; past the end of `hour` a minute counts 1)."""
+    acc = 0.0
+    m = start
+    while acc < op_length:
+        if m >= len(hour):
+            return m - start + np.int64(np.ceil(op_length - acc))
+        acc += row[hour[m]]
+        m += 1
+    return m - start
+
+
+@numba.njit(cache=True)
+def _fit_tables(starts, minute, count, multiplier, window, k, profile, shaped, hour):
     n = len(starts) - 1
     busy_table = np.zeros((n, k), dtype=np.float32)
     idle_table = np.zeros((n, k), dtype=np.float32)
@@ -138,7 +168,7 @@ def _fit_tables(starts, minute, count, multiplier, window, k):
             else:
                 busy[nb] = run
                 nb += 1
-                idle[ni] = gap - 1
+                idle[ni] = _operational(profile[f], hour, t[i - 1] + 1, t[i]) if shaped[f] else gap - 1
                 ni += 1
                 run = 1
         busy[nb] = run
@@ -146,6 +176,8 @@ def _fit_tables(starts, minute, count, multiplier, window, k):
         first_active[f] = t[0]
         wrap = t[0] + window - t[-1] - 1
         if wrap > 0:
+            if shaped[f]:
+                wrap = _operational(profile[f], hour, t[-1] + 1, window) + _operational(profile[f], hour, 0, t[0])
             idle[ni] = wrap
             ni += 1
         elif nb > 1:  # active at both edges: the last and first runs are one circular run
@@ -167,6 +199,48 @@ def gap_cv(f: np.ndarray, minute: np.ndarray, n: int) -> np.ndarray:
         mean = np.bincount(owner, weights=gap, minlength=n) / gaps
         var = np.bincount(owner, weights=gap * gap, minlength=n) / gaps - mean * mean
         return np.where(gaps >= 2, np.sqrt(np.clip(var, 0, None)) / mean, np.nan)
+
+
+def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_value: float = 1e-4,
+                 floor: float = 0.001) -> np.ndarray:
+    """Per function, its activity by hour of day (active minutes per minute of that hour, over its
+    mean; exposure = the window's minutes in each hour), smoothed over neighbouring hours, floored at
+    `floor` (hours it is never active in pass almost at once in its operational time, as its idle
+    periods over them did in the trace), mean 1 over the window; all ones unless the function's active minutes depart from an
+    even spread over the hours at significance `p_value` (chi-square over active minutes, divided by
+    the mean busy-period length; at least 24 busy periods): most functions keep one clock,
+    only those with a clear time-of-day pattern (office hours, nightly jobs) get their own. Their
+    idle periods are then measured and drawn in their operational time (the activity summed over
+    the minutes), so their busy periods fall at the hours they fall at in the trace."""
+    from scipy import stats
+
+    exposure = np.bincount(hour, minlength=24).astype(float)
+    seen = exposure > 0
+    active = np.bincount(f * 24 + hour[minute], minlength=n * 24).reshape(n, 24).astype(float)
+    total = active.sum(axis=1)
+    expected = total[:, None] * exposure / exposure.sum()
+    # active minutes come in runs (busy periods), not one by one: the statistic is divided by the mean
+    # run length (the design effect of that clustering), or chance bursts would read as a daily pattern
+    run_start = np.ones(len(f), dtype=bool)
+    run_start[1:] = (f[1:] != f[:-1]) | (minute[1:] != minute[:-1] + 1)
+    runs = np.bincount(f[run_start], minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = np.where(seen, (active - expected) ** 2 / np.where(expected > 0, expected, 1), 0).sum(axis=1)
+        chi2 = chi2 / np.where(runs > 0, total / np.maximum(runs, 1), 1)
+    shaped = (runs >= 24) & (stats.chi2.sf(chi2, max(int(seen.sum()) - 1, 1)) < p_value)
+    profile = np.ones((n, 24))
+    if shaped.any() and seen.sum() > 1:
+        rate = np.where(seen, active[shaped] / np.where(seen, exposure, 1), np.nan)
+        smoothed = np.nan_to_num(rate)
+        weight = seen.astype(float)
+        num = 0.5 * smoothed + 0.25 * (np.roll(smoothed, 1, axis=1) + np.roll(smoothed, -1, axis=1))
+        den = 0.5 * weight + 0.25 * (np.roll(weight, 1) + np.roll(weight, -1))
+        relative = num / den[None, :]
+        relative /= (relative * exposure).sum(axis=1, keepdims=True) / exposure.sum()
+        relative = np.maximum(relative, floor)
+        relative /= (relative * exposure).sum(axis=1, keepdims=True) / exposure.sum()
+        profile[shaped] = relative
+    return profile
 
 
 def diurnal_multiplier(hourly_requests: np.ndarray) -> np.ndarray:
@@ -227,8 +301,10 @@ def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[st
     diurnal = diurnal_multiplier(hourly)
     per_window_minute = diurnal[(start_minute + np.arange(minutes)) % MINUTES_PER_DAY]
     starts = np.searchsorted(f, np.arange(n + 1))
+    hour = ((start_minute + np.arange(minutes)) % MINUTES_PER_DAY) // 60
+    profile = hour_profile(f, minute, n, hour)
     busy, idle, extra, first_active = _fit_tables(starts, minute, count, per_window_minute, minutes,
-                                                              quantiles)
+                                                  quantiles, profile, ~np.all(profile == 1.0, axis=1), hour)
     trigger_index = {name: i for i, name in enumerate(TRIGGERS)}
     return WorkloadModel(
         window_minutes=minutes, start_minute_of_day=start_minute % MINUTES_PER_DAY,
@@ -236,7 +312,7 @@ def fit(con, start_minute: int, minutes: int, first_day: int, triggers: tuple[st
         requests=np.bincount(f, weights=count, minlength=n).astype(np.int64),
         active_minutes=np.bincount(f, minlength=n).astype(np.int64),
         first_active=first_active, busy_table=busy, idle_table=idle, extra_table=extra,
-        diurnal=diurnal, iat_cv=gap_cv(f, minute, n), source=dict(source or {}, start_minute=start_minute, minutes=minutes,
+        diurnal=diurnal, iat_cv=gap_cv(f, minute, n), hour_profile=profile, source=dict(source or {}, start_minute=start_minute, minutes=minutes,
                                      triggers=list(triggers), rate_scale=rate_scale))
 
 
@@ -378,7 +454,7 @@ def _length_biased(row, scale, offset):
 
 @numba.njit(cache=True)
 def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scale, idle_scale, round_offset,
-                   stratum, order):
+                   stratum, order, profile, shaped, hour):
     """Each model starts in the stationary state of its own on/off process: busy with probability
     mean busy / (mean busy + mean idle), inside a length-biased period (a renewal process observed
     from a random instant, as the trace's window observes each function); the stratified cycle of
@@ -394,12 +470,17 @@ def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scal
             continue
         busy = busy_table[f].mean() * busy_scale[j]
         idle = idle_table[f].mean() * idle_scale[j]
-        if idle <= 0 or np.random.random() < busy / (busy + idle):
+        busy_probability = busy / (busy + idle) if idle > 0 else 1.0
+        if shaped[f]:  # its profile is its active minutes per minute by hour over the mean: scale the chance
+            busy_probability = min(1.0, busy_probability * profile[f, hour[0]])
+        if idle <= 0 or np.random.random() < busy_probability:
             state[j] = 1
             change_at[j], index = _length_biased(busy_table[f], busy_scale[j], round_offset[j])
             stratum[j, 0] = order[index] + 1
         else:
             change_at[j], index = _length_biased(idle_table[f], idle_scale[j], round_offset[j])
+            if shaped[f]:
+                change_at[j] = max(_real_length(profile[f], hour, 0, change_at[j]), 1)
             stratum[j, 1] = order[index] + 1
     return state, change_at
 
@@ -408,7 +489,7 @@ def _initial_state(seed, source, first_active, busy_table, idle_table, busy_scal
 def _block(seed, block_start, block_end, source, idle_scale, busy_scale, count_scale, round_offset, stratum, order,
             busy_table,
            idle_table, extra_table, multiplier, state, change_at, out_model, out_minute, out_count,
-           model_offset):
+           model_offset, profile, shaped, hour):
     """Advance every model's on/off process over [block_start, block_end); write its active minutes
     and their request counts; return how many were written."""
     np.random.seed(seed)
@@ -424,6 +505,8 @@ def _block(seed, block_start, block_end, source, idle_scale, busy_scale, count_s
                                               + round_offset[j]))
                     stratum[j, 1] += 1
                     state[j] = 0
+                    if shaped[f] and length > 0:  # drawn in the function's operational time
+                        length = _real_length(profile[f], hour, change_at[j], length)
                     change_at[j] += max(length, 0)
                 else:
                     length = np.int64(np.floor(busy_table[f, order[stratum[j, 0] % k]] * busy_scale[j]
@@ -454,6 +537,9 @@ def sample_blocks(model: WorkloadModel, population: Population, minutes: int, bl
     minute_multiplier = model.diurnal[(start_minute_of_day + np.arange(minutes)) % MINUTES_PER_DAY]
     order = bit_reversed(model.busy_table.shape[1])
     strata = population.stratum.astype(np.int64).copy()
+    hour = ((start_minute_of_day + np.arange(minutes)) % MINUTES_PER_DAY) // 60
+    profile = model.hour_profile.astype(np.float64)
+    shaped = ~np.all(profile == 1.0, axis=1)
     chunks = []
     for lo in range(0, n, MODEL_CHUNK):
         hi = min(n, lo + MODEL_CHUNK)
@@ -461,7 +547,7 @@ def sample_blocks(model: WorkloadModel, population: Population, minutes: int, bl
         state, change_at = _initial_state(int(rng.integers(0, 2**31 - 1)), source, model.first_active,
                                           model.busy_table, model.idle_table, population.busy_scale[lo:hi],
                                           population.idle_scale[lo:hi], population.round_offset[lo:hi],
-                                          strata[lo:hi], order)
+                                          strata[lo:hi], order, profile, shaped, hour)
         chunks.append((lo, source, state, change_at))
     for block_start in range(0, minutes, block_minutes):
         block_end = min(block_start + block_minutes, minutes)
@@ -477,7 +563,7 @@ def sample_blocks(model: WorkloadModel, population: Population, minutes: int, bl
                              population.count_scale[lo:hi], population.round_offset[lo:hi],
                              strata[lo:hi], order, model.busy_table, model.idle_table,
                              model.extra_table, minute_multiplier, state, change_at, out_model, out_minute,
-                             out_count, lo)
+                             out_count, lo, profile, shaped, hour)
             parts.append((out_model[:written], out_minute[:written], out_count[:written]))
         if len(parts) == 1:
             yield parts[0]
