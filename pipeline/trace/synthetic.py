@@ -18,9 +18,15 @@ Model (parameters in `SyntheticTraceConfig`; published shares are inputs, the re
   ones to meet "50% of invocations"; split over the app's functions by gamma weights; 18% of the
   functions of larger apps are rarely used (log-uniform 0.08..3 a day);
 - never-invoked functions: an explicit, unpublished assumption (`never_invoked_share`);
-- per minute: Poisson counts, modulated by a shallow diurnal wave (amplitude up to 0.22, peak 14:00
-  +- 1.5 h) and a weekend factor; bursty apps (70%) switch on/off (Markov per minute) in episodes of
-  ~10^1.2 invocations (episodes capped so a rare function still has a few; busy functions smooth);
+- per minute (minute-level burstiness calibrated to real d01 rows, issue 9): every function has a
+  shallow diurnal wave (amplitude up to 0.24, peak 14:00 +- 1.5 h) and a weekend factor, and one of:
+  log-normal-gap arrivals (clusters and long silences; log sd 2.5..3.5, Poisson counts, placed on a
+  circle over the window) for the secondary functions of multi-function apps at 0.3..300 a day;
+  hour-scale on/off sessions (duty 0.3..0.9) for busier ones up to 10^5 a day; nearly periodic
+  "pollers" (log sd 0.2..0.8) for most one-function apps; otherwise Poisson counts, for 15% of apps
+  with on/off episodes of ~10^1.2 invocations (Markov per minute); timers of larger apps fire in two
+  cron hour blocks a day; functions above 10^4 a day get 1-minute spikes (~7x, 10 a day) and Gamma
+  minute noise, which gives the per-minute peak/trough of the total;
 - durations: ln(average s) ~ skew-normal with the fit's log mean -0.38 and sigma 2.36 and median
   0 (50% under 1 s); percentiles spread around it (75% with a maximum <= 10 s); memory: per-app
   average ~ Burr XII(c=11.652, k=0.221, lambda=107.083) MB;
@@ -117,7 +123,7 @@ class SyntheticTraceConfig:
     # those and of the timers inside larger apps (TIMER_PERIODS_MIN)
     timer_app_share: float = 0.14
     timer_period_weight: tuple = (0.12, 0.03, 0.30, 0.10, 0.08, 0.08, 0.10, 0.03, 0.04, 0.03, 0.09)
-    timer_period_weight_in_apps: tuple = (0.16, 0.02, 0.16, 0.05, 0.05, 0.05, 0.06, 0.03, 0.04, 0.03, 0.35)
+    timer_period_weight_in_apps: tuple = (0.16, 0.04, 0.22, 0.04, 0.03, 0.03, 0.06, 0.03, 0.04, 0.03, 0.32)
     timer_fast_share: float = 0.05  # timers firing 2..timer_fast_max times a minute (95% at most once)
     timer_fast_max: int = 20
     # non-timer daily rate of an app: log10 ~ a 'daily' spike at 1/day (weight) + Normal(mean, sd) capped at max
@@ -135,14 +141,14 @@ class SyntheticTraceConfig:
     rare_log10_min: float = -0.94
     rare_log10_max: float = 0.6
     # burstiness (per app): on/off episodes of ~episode_size invocations lasting ~episode_minutes
-    bursty_app_share: float = 0.70
+    bursty_app_share: float = 0.15
     episode_size_log10_mean: float = 1.2
     episode_size_log10_sd: float = 0.9
     episode_minutes_mean: float = 5.0
     bursty_rate_max_per_day: float = 5000.0  # busier functions serve many clients: smooth at minute scale
     episodes_at_least: float = 3.0  # episodes are capped so a function has at least this many in 14 days
     # diurnal/weekly modulation of non-timer functions: amplitude ~ U(0.5, 1) x max, peak 14:00 +- sd
-    diurnal_amplitude_max: float = 0.22
+    diurnal_amplitude_max: float = 0.24
     diurnal_peak_sd_min: float = 90.0
     weekend_factor: float = 0.95
     # hour-scale sessions: this share of the non-timer functions is active only in sessions (on-periods
@@ -150,48 +156,48 @@ class SyntheticTraceConfig:
     # day; the rate inside a session is rate / duty (daily means unchanged). Busy clients come and go,
     # so a function's minutes are clustered and its minute IAT CV is mostly above 1 (real d01 rows:
     # 54% of functions, issue 9), while its app, the sum of several functions, is smoother.
-    session_share: float = 0.0
-    session_share_small_app: float = 0.0  # the same for functions of apps with 2 or 3 functions
-    session_share_single_app: float = 0.0  # and of one-function apps
-    session_duty_min: float = 0.15
-    session_duty_max: float = 0.8
-    session_on_median_min: float = 90.0
+    session_share: float = 1.0
+    session_share_small_app: float = 0.6  # the same for functions of apps with 2 or 3 functions
+    session_share_single_app: float = 0.3  # and of one-function apps
+    session_duty_min: float = 0.3
+    session_duty_max: float = 0.9
+    session_on_median_min: float = 120.0
     session_on_log10_sd: float = 0.4
     # timers with a cron window (e.g. every 5 min from 8:00 to 18:00): this share of the timers of
-    # multi-function apps with periods up to timer_window_period_max_min fire only inside two daily
+    # multi-function apps with periods of 2 min up to timer_window_period_max_min fire only inside two daily
     # blocks 12 h apart (a cron hour list) of U(min, max) hours in all
-    timer_window_share: float = 0.0
-    timer_window_hours_min: float = 4.0
+    timer_window_share: float = 1.0
+    timer_window_hours_min: float = 8.0
     timer_window_period_max_min: int = 120
-    timer_window_hours_max: float = 14.0
+    timer_window_hours_max: float = 20.0
     # heavy-tailed arrivals: this share of the non-timer functions below renewal_rate_max_per_day
     # arrive as a renewal process with log-normal gaps of log sd ~ U(min, max) (clusters of calls
     # and long silences at every scale), instead of Poisson/episodes
-    renewal_share: float = 0.0
-    renewal_share_small_app: float = 0.0  # the same for functions of apps with 2 or 3 functions
+    renewal_share: float = 1.0
+    renewal_share_small_app: float = 1.0  # the same for functions of apps with 2 or 3 functions
     renewal_share_single_app: float = 0.0  # and of one-function apps
-    renewal_rate_min_per_day: float = 1.0
+    renewal_rate_min_per_day: float = 0.3
     renewal_rate_max_per_day: float = 300.0
-    renewal_sigma_min: float = 1.0
-    renewal_sigma_max: float = 2.5
-    main_function_steady: bool = True  # the busiest function of a multi-function app has no sessions/renewal
-    regular_share: float = 0.0
+    renewal_sigma_min: float = 2.5
+    renewal_sigma_max: float = 3.5
+    main_function_steady: bool = False  # the busiest function of a multi-function app has no sessions/renewal
+    regular_share: float = 0.7
     regular_sigma_min: float = 0.2
     regular_sigma_max: float = 0.8
     regular_rate_max_per_day: float = 1440.0
-    session_rate_min_per_day: float = 0.0  # sessions for functions busier than this
-    session_rate_max_per_day: float = 1e12  # busier functions have no sessions (they carry the totals)
+    session_rate_min_per_day: float = 300.0  # sessions for functions busier than this
+    session_rate_max_per_day: float = 1e5  # busier functions have no sessions (they carry the totals)
     # spikes of busy functions (backlogs, batch uploads): functions busier than spike_rate_min_per_day
     # get ~spikes_per_day spikes a day of ~spike_minutes_mean minutes at 10^N(mean, sd) times their rate
-    spike_rate_min_per_day: float = 1e12
-    spikes_per_day: float = 2.0
-    spike_minutes_mean: float = 2.0
-    spike_factor_log10_mean: float = 0.7
-    spike_factor_log10_sd: float = 0.3
+    spike_rate_min_per_day: float = 1e4
+    spikes_per_day: float = 10.0
+    spike_minutes_mean: float = 1.0
+    spike_factor_log10_mean: float = 0.85
+    spike_factor_log10_sd: float = 0.12
     # minute-level noise of busy functions: their intensity is multiplied by Gamma(shape, 1/shape) per
     # minute (mean 1) for functions busier than noise_rate_min_per_day
-    noise_rate_min_per_day: float = 1e12
-    noise_shape: float = 4.0
+    noise_rate_min_per_day: float = 1e4
+    noise_shape: float = 40.0
     # per-function average duration: ln(seconds) ~ skew-normal with the published fit's log mean
     # (-0.38) and sigma (2.36) and median 0 (50% of functions under 1 s); a function's percentiles
     # spread around its average by exp(spread x z), spread ~ U(0.02, max) (75% have a maximum <= 10 s)
@@ -355,7 +361,7 @@ def population(config: SyntheticTraceConfig) -> Population:
     phase = rng.integers(0, np.maximum(period, 1))
     # cron windows and sessions come from their own stream, so the draws above and below are unchanged
     side = np.random.default_rng([config.seed, 0, 1])
-    windowed = (is_timer & (size > 1) & (period <= config.timer_window_period_max_min) & ~fast
+    windowed = (is_timer & (size > 1) & (period >= 2) & (period <= config.timer_window_period_max_min) & ~fast
                 & (side.random(n) < config.timer_window_share))
     window_min = np.where(windowed, np.round(60.0 * side.uniform(config.timer_window_hours_min,
                                                                  config.timer_window_hours_max, n)), 0.0)
@@ -586,35 +592,27 @@ def day_counts(pop: Population, config: SyntheticTraceConfig, day: int, rows: np
 
 def _renewal_arrivals(rng: np.random.Generator, function: np.ndarray, rate_per_day: np.ndarray,
                       sigma: np.ndarray, window_min: int) -> tuple[np.ndarray, np.ndarray]:
-    """Arrival minutes of stationary renewal processes with log-normal gaps (mean 1440 / rate_per_day
-    minutes, log sd sigma) over [0, window_min): per arrival, its function and minute, sorted by
-    time. The first arrival is a uniform point of a length-biased gap (log mean +
-    sigma^2), which makes each process stationary from minute 0."""
-    n = len(function)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    log_mean = np.log(MINUTES_PER_DAY / rate_per_day) - 0.5 * sigma ** 2
-    time = rng.random(n) * np.exp(rng.normal(log_mean + sigma ** 2, sigma))
-    out_row, out_time = [], []
-    pending = np.flatnonzero(time < window_min)
-    while len(pending):
-        k = np.minimum(np.ceil(1.5 * rate_per_day[pending] * (window_min - time[pending]) / MINUTES_PER_DAY) + 4,
-                       1 << 16).astype(np.int64)
-        row = np.repeat(np.arange(len(pending)), k)
-        start = np.r_[0, np.cumsum(k)[:-1]]
-        gap = np.exp(rng.normal(log_mean[pending][row], sigma[pending][row]))
-        gap[start] = 0.0  # each row's first arrival is its current time
-        cum = np.cumsum(gap)
-        at = time[pending][row] + (cum - np.repeat(cum[start], k))
-        inside = at < window_min
-        out_row.append(pending[row[inside]])
-        out_time.append(at[inside])
-        time[pending] = at[start + k - 1] + np.exp(rng.normal(log_mean[pending], sigma[pending]))
-        pending = pending[time[pending] < window_min]
-    rows = np.concatenate(out_row)
-    minutes = np.floor(np.concatenate(out_time)).astype(np.int64)
-    order = np.lexsort((rows, minutes))
-    return function[rows[order]], minutes[order]
+    """Arrival minutes over [0, window_min) of functions whose gaps are log-normal with log sd sigma:
+    per function, N ~ Poisson(rate x window) arrivals (the count of the Poisson model, so the daily
+    invocation CDFs are unchanged) on a circle of the window's length, N log-normal gaps apart
+    (normalized to the circle) from a uniform random start: clusters and long silences at every scale,
+    with no day of the window favoured (sigma -> 0 is evenly spaced). Returns, per arrival, its
+    function and minute, sorted by minute."""
+    total = rng.poisson(rate_per_day * window_min / MINUTES_PER_DAY)
+    row = np.repeat(np.arange(len(function)), total)
+    gap = np.exp(rng.normal(0.0, np.repeat(sigma, total)))
+    cum = np.cumsum(gap)
+    end = np.cumsum(total) - 1
+    has = total > 0
+    before = np.zeros(len(function))
+    before[has] = np.r_[0.0, cum[end[has]]][:-1]
+    span = np.zeros(len(function))
+    span[has] = cum[end[has]] - before[has]
+    start = rng.random(len(function)) * window_min
+    position = (start[row] + (cum - before[row]) / span[row] * window_min) % window_min
+    minutes = np.minimum(np.floor(position), window_min - 1).astype(np.int64)
+    order = np.lexsort((row, minutes))
+    return function[row[order]], minutes[order]
 
 
 def _session_mask(rng: np.random.Generator, duty: np.ndarray, on_min: np.ndarray, log10_sd: float) -> np.ndarray:
