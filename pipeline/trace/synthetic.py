@@ -23,9 +23,10 @@ Model (parameters in `SyntheticTraceConfig`; published shares are inputs, the re
   log-normal-gap arrivals (clusters and long silences; log sd 2.5..3.5, Poisson counts, placed on a
   circle over the window) for the secondary functions of multi-function apps at 0.3..300 a day;
   hour-scale on/off sessions (duty 0.3..0.9) for busier ones up to 10^5 a day; nearly periodic
-  "pollers" (log sd 0.2..0.8) for most one-function apps; otherwise Poisson counts, for 15% of apps
+  "pollers" (log sd 0.2..0.8) for most one-function apps; otherwise Poisson counts, for 10% of apps
   with on/off episodes of ~10^1.2 invocations (Markov per minute); timers of larger apps fire in two
-  cron hour blocks a day; functions above 10^4 a day get 1-minute spikes (~7x, 10 a day) and Gamma
+  cron hour blocks a day; functions above 10^4 a day get 1-minute spikes (~7x, 10 a day, their extra
+  taken from the surrounding hour, so hourly totals keep their shape) and Gamma
   minute noise, which gives the per-minute peak/trough of the total;
 - durations: ln(average s) ~ skew-normal with the fit's log mean -0.38 and sigma 2.36 and median
   0 (50% under 1 s); percentiles spread around it (75% with a maximum <= 10 s); memory: per-app
@@ -129,7 +130,7 @@ class SyntheticTraceConfig:
     # non-timer daily rate of an app: log10 ~ a 'daily' spike at 1/day (weight) + Normal(mean, sd) capped at max
     rate_daily_weight: float = 0.094
     rate_daily_log10_sd: float = 0.05
-    rate_log10_mean: float = 1.22
+    rate_log10_mean: float = 1.25
     rate_log10_sd: float = 1.99
     rate_log10_max: float = 7.2
     rate_size_correlation: float = 0.3
@@ -138,10 +139,10 @@ class SyntheticTraceConfig:
     # log-uniform rate in [10^rare_log10_min, 10^rare_log10_max] per day, apart from the app's rate
     rare_function_share: float = 0.216
     rare_single_app_share: float = 0.062  # the same for one-function apps (apps used a few times a week)
-    rare_log10_min: float = -0.94
+    rare_log10_min: float = -1.05
     rare_log10_max: float = 0.6
     # burstiness (per app): on/off episodes of ~episode_size invocations lasting ~episode_minutes
-    bursty_app_share: float = 0.15
+    bursty_app_share: float = 0.1
     episode_size_log10_mean: float = 1.2
     episode_size_log10_sd: float = 0.9
     episode_minutes_mean: float = 5.0
@@ -157,7 +158,7 @@ class SyntheticTraceConfig:
     # so a function's minutes are clustered and its minute IAT CV is mostly above 1 (real d01 rows:
     # 54% of functions, issue 9), while its app, the sum of several functions, is smoother.
     session_share: float = 1.0
-    session_share_small_app: float = 0.6  # the same for functions of apps with 2 or 3 functions
+    session_share_small_app: float = 0.7  # the same for functions of apps with 2 or 3 functions
     session_share_single_app: float = 0.3  # and of one-function apps
     session_duty_min: float = 0.3
     session_duty_max: float = 0.9
@@ -192,7 +193,7 @@ class SyntheticTraceConfig:
     spike_rate_min_per_day: float = 1e4
     spikes_per_day: float = 10.0
     spike_minutes_mean: float = 1.0
-    spike_factor_log10_mean: float = 0.85
+    spike_factor_log10_mean: float = 0.82
     spike_factor_log10_sd: float = 0.12
     # minute-level noise of busy functions: their intensity is multiplied by Gamma(shape, 1/shape) per
     # minute (mean 1) for functions busier than noise_rate_min_per_day
@@ -642,7 +643,9 @@ def _session_mask(rng: np.random.Generator, duty: np.ndarray, on_min: np.ndarray
 
 def _spike_factor(rng: np.random.Generator, n: int, config: SyntheticTraceConfig) -> np.ndarray:
     """Rows x 1440 multipliers of busy functions' intensity: spikes (Poisson many a day, geometric
-    lengths, log-normal heights) on a base scaled so the expected daily total is unchanged."""
+    lengths, log-normal heights) that release work held back around them (a drained backlog): each
+    spike's extra is taken evenly from the 30 minutes before and after it, so a function's invocations
+    per hour, and the hourly profile, stay as they were."""
     factor = np.ones((n, MINUTES_PER_DAY))
     k = rng.poisson(config.spikes_per_day, n)
     row = np.repeat(np.arange(n), k)
@@ -650,10 +653,13 @@ def _spike_factor(rng: np.random.Generator, n: int, config: SyntheticTraceConfig
     minutes = rng.geometric(1.0 / config.spike_minutes_mean, len(row))
     height = 10.0 ** rng.normal(config.spike_factor_log10_mean, config.spike_factor_log10_sd, len(row))
     for r, s0, m, h in zip(row, start, minutes, height):  # a few per function a day
-        factor[r, s0:s0 + m] += h - 1.0
-    expected_extra = config.spikes_per_day * config.spike_minutes_mean * (
-        10.0 ** (config.spike_factor_log10_mean + 0.5 * (config.spike_factor_log10_sd * np.log(10.0)) ** 2) - 1.0)
-    return factor / (1.0 + expected_extra / MINUTES_PER_DAY)
+        s1 = min(s0 + m, MINUTES_PER_DAY)
+        lo, hi = max(s0 - 30, 0), min(s1 + 30, MINUTES_PER_DAY)
+        extra = (h - 1.0) * (s1 - s0)
+        around = (hi - lo) - (s1 - s0)
+        factor[r, lo:hi] -= extra / around
+        factor[r, s0:s1] += h - 1.0 + extra / around
+    return np.maximum(factor, 0.0)
 
 
 def _poisson_rows(rng: np.random.Generator, lam: np.ndarray, sparse_below: float = 30.0) -> np.ndarray:
