@@ -146,8 +146,11 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
     rng = np.random.default_rng(seed)
     tiebreak = rng.permutation(n_models)
     seed_state = int(rng.integers(0, 2**63))
-    times = np.ascontiguousarray(workload.t_ms, dtype=np.float64)
-    models = np.ascontiguousarray(workload.model_id, dtype=np.int64)
+    times, models = np.ascontiguousarray(workload.t_ms), np.ascontiguousarray(workload.model_id)
+    list_loop = (no_latency and not python and servers == 1 and policy in ("lru", "fifo", "ttl")
+                 and times.dtype in (np.int64, np.float64) and models.dtype in (np.int32, np.int64))
+    if not list_loop:  # the list loop takes the stored dtypes as they are (no full-size copies)
+        times, models = times.astype(np.float64, copy=False), models.astype(np.int64, copy=False)
     if len(models) and (models.min() < 0 or models.max() >= n_models):
         raise ManyModelsError(f"workload {workload.name}: model_id outside 0..{n_models - 1}")
     size_mb = np.asarray(workload.size_mb, dtype=float)
@@ -172,7 +175,7 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
         kind = -1
         state = engine.PythonPolicyState(make_policy(policy, context))
         cache_loop, event_loop = engine.python_build(engine.cache_loop), engine.python_build(engine.event_loop)
-    if no_latency and compiled and servers == 1 and kind in (engine.LRU, engine.FIFO, engine.TTL):
+    if list_loop:
         out = engine.list_cache_loop(kind, state, times, models, size_b, capacity)
     elif no_latency and compiled and servers == 1 and kind in engine.HEAP_KINDS:
         out = engine.heap_cache_loop(kind, state, times, models, size_b, capacity)
