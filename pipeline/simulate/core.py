@@ -83,15 +83,12 @@ NEXT_USE_POLICIES = ("belady", "cremebrulee-oracle")
 def next_use(t_ms: np.ndarray, model_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each request, the position of the next request for the same model (n if none) and its
     time (inf if none)."""
-    n = len(t_ms)
-    order = np.argsort(model_id, kind="stable")  # request positions grouped by model, in order
-    position = np.full(n, n, dtype=np.int64)
-    same = model_id[order][1:] == model_id[order][:-1]
-    position[order[:-1][same]] = order[1:][same]
-    time = np.full(n, np.inf)
-    found = position < n
-    time[found] = t_ms[position[found]]
-    return position, time
+    model_id = np.asarray(model_id)
+    if len(model_id) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    if model_id.min() < 0:
+        raise ManyModelsError(f"negative model_id {int(model_id.min())}")
+    return engine.next_use_kernel(np.asarray(t_ms), model_id, int(model_id.max()) + 1)
 
 
 def next_use_ms(t_ms: np.ndarray, model_id: np.ndarray) -> np.ndarray:
@@ -127,6 +124,7 @@ def policy_state(kind: int, policy: str, n_requests: int, size_mb, load_ms, exec
     ints[engine.R_INTS, engine.I_CURSOR] = engine.NO_CURSOR
     ints[engine.R_INTS, engine.I_RNG] = seed_state
     ints[engine.R_KEY2, :m] = tiebreak
+    ints[engine.R_TIE, :m] = tiebreak
     ints[engine.R_COUNT] = 0
     ints[engine.R_INPOL] = 0
     floats = np.zeros((engine.FLOAT_ROWS, width))
@@ -148,8 +146,11 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
     rng = np.random.default_rng(seed)
     tiebreak = rng.permutation(n_models)
     seed_state = int(rng.integers(0, 2**63))
-    times = np.ascontiguousarray(workload.t_ms, dtype=np.float64)
-    models = np.ascontiguousarray(workload.model_id, dtype=np.int64)
+    times, models = np.ascontiguousarray(workload.t_ms), np.ascontiguousarray(workload.model_id)
+    list_loop = (no_latency and not python and servers == 1 and policy in ("lru", "fifo", "ttl")
+                 and times.dtype in (np.int64, np.float64) and models.dtype in (np.int32, np.int64))
+    if not list_loop:  # the list loop takes the stored dtypes as they are (no full-size copies)
+        times, models = times.astype(np.float64, copy=False), models.astype(np.int64, copy=False)
     if len(models) and (models.min() < 0 or models.max() >= n_models):
         raise ManyModelsError(f"workload {workload.name}: model_id outside 0..{n_models - 1}")
     size_mb = np.asarray(workload.size_mb, dtype=float)
@@ -174,8 +175,10 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
         kind = -1
         state = engine.PythonPolicyState(make_policy(policy, context))
         cache_loop, event_loop = engine.python_build(engine.cache_loop), engine.python_build(engine.event_loop)
-    if no_latency and compiled and servers == 1 and kind in (engine.LRU, engine.FIFO):
+    if list_loop:
         out = engine.list_cache_loop(kind, state, times, models, size_b, capacity)
+    elif no_latency and compiled and servers == 1 and kind in engine.HEAP_KINDS:
+        out = engine.heap_cache_loop(kind, state, times, models, size_b, capacity)
     elif no_latency:
         out = cache_loop(kind, state, times, models, size_b, capacity, servers)
     else:
@@ -185,10 +188,13 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
         out = event_loop(kind, state, times, models, size_b, load if len(load) else zero, execute, unload,
                          capacity, servers, workers, -1.0 if max_wait_ms is None else float(max_wait_ms))
     hits, cold, rejected, timed_out, latency, evictions, loads, loaded_bytes, load_total, end_ms, mem_t, mem_d = out
-    order = np.argsort(mem_t, kind="stable")
-    mem_used_mb = np.cumsum(np.asarray(mem_d)[order]) / 1_000_000
+    mem_t, mem_d = np.asarray(mem_t), np.asarray(mem_d)
+    if len(mem_t) > 1 and not bool((mem_t[1:] >= mem_t[:-1]).all()):  # in time order already without latency
+        order = np.argsort(mem_t, kind="stable")
+        mem_t, mem_d = mem_t[order], mem_d[order]
+    mem_used_mb = np.cumsum(mem_d) / 1_000_000
     exec_ms = np.zeros(len(times)) if no_latency else np.asarray(workload.exec_ms, dtype=float)[models]
     return RunResult(np.asarray(hits, dtype=bool), np.asarray(cold, dtype=bool), np.asarray(rejected, dtype=bool),
                      np.asarray(latency, dtype=float), exec_ms, int(evictions), int(loaded_bytes),
-                     (np.asarray(mem_t)[order].astype(np.int64), mem_used_mb), np.asarray(timed_out, dtype=bool),
+                     (mem_t.astype(np.int64), mem_used_mb), np.asarray(timed_out, dtype=bool),
                      int(loads), float(load_total), float(end_ms))

@@ -6,9 +6,9 @@ Memory is counted in bytes (int64), so sums are exact and agree with libCacheSim
 
 A built-in policy is an integer `kind` and a tuple `P` of small arrays; every policy function has
 one signature `(kind, P, ...)` and priorities live in an indexed binary heap (LFU, GDSF,
-CremeBrulee, Belady), a linked list (LRU, FIFO, keep-alive TTL) or a dense resident array (Random,
-CremeBrulee-oracle, whose utility moves with time), so a request costs O(log n) in the resident
-models, never a sort of all residents.
+CremeBrulee, Belady; CremeBrulee-oracle, whose utility grows with time, keeps lower bounds refreshed
+from the top), a linked list (LRU, FIFO, keep-alive TTL) or a dense resident array (Random), so a
+request costs O(log n) in the resident models, never a sort of all residents.
 
 `python_build(function)` rebuilds a loop from its own source as plain Python with the policy
 functions replaced by calls to a Python `Policy` object: a user's policy runs through the very
@@ -26,6 +26,7 @@ from numba.core.registry import CPUDispatcher
 LRU, FIFO, LFU, RANDOM, GDSF, TTL, CREME, ORACLE, BELADY = range(9)
 KINDS = {"lru": LRU, "fifo": FIFO, "lfu": LFU, "random": RANDOM, "gdsf": GDSF, "ttl": TTL,
          "cremebrulee": CREME, "cremebrulee-oracle": ORACLE, "belady": BELADY}
+HEAP_KINDS = (LFU, GDSF, CREME, BELADY, ORACLE)  # `heap_cache_loop`'s policies
 ABSENT, LOADING, LOADED = 0, 1, 2
 WAITING, STARTED, DROPPED = 0, 1, 2
 EV_LOAD, EV_EXEC = 0, 1
@@ -34,7 +35,10 @@ EV_LOAD, EV_EXEC = 0, 1
 # next-use time per request); the rows:
 R_INTS, R_KEY2, R_HEAP, R_HPOS, R_PREV, R_NEXT, R_COUNT, R_MPOS, R_CAND, R_INPOL, R_DENSE, R_DPOS = range(12)
 R_FLOATS, R_KEY1, R_WEIGHT, R_LAST, R_MNEXTMS = range(5)
-INT_ROWS, FLOAT_ROWS = 12, 5
+# CremeBrulee-oracle's heap tie-break is (later next use first, then the tie-break): R_KEY2 holds
+# -next position x width + R_TIE, R_TIE the model's own tie-break
+R_TIE = 12
+INT_ROWS, FLOAT_ROWS = 13, 5
 # R_INTS slots (the rows are at least 8 wide)
 I_HEAPN, I_HEAD, I_TAIL, I_NCAND, I_CURSOR, I_NDENSE, I_RNG, I_EVMODE = range(8)
 # P_FLOATS slots
@@ -269,14 +273,15 @@ def _touch_count(P, m, fresh, kind):
 
 
 @njit(cache=True)
-def _touch_next_use(P, m, i, fresh, kind):
+def _touch_next_use(P, m, i, fresh, kind, t_ms):
     if kind == BELADY:
         _heap_set(P, m, -float(P[2][i]), fresh)
     else:
+        key2 = P[0][R_KEY2]
         P[0][R_MPOS][m] = P[2][i]
         P[1][R_MNEXTMS][m] = P[3][i]
-        if fresh:
-            _dense_add(P, m)
+        key2[m] = -P[2][i] * key2.shape[0] + P[0][R_TIE][m]
+        _heap_set(P, m, _lower_bound(_oracle_utility(P, m, t_ms)), fresh)
 
 
 @njit(cache=True)
@@ -289,7 +294,7 @@ def pol_insert(kind, P, m, t_ms, i):
     elif kind == LFU or kind == GDSF or kind == CREME:
         _touch_count(P, m, True, kind)
     else:
-        _touch_next_use(P, m, i, True, kind)
+        _touch_next_use(P, m, i, True, kind, t_ms)
 
 
 @njit(cache=True)
@@ -299,7 +304,7 @@ def pol_access(kind, P, m, t_ms, i):
     elif kind == LFU or kind == GDSF or kind == CREME:
         _touch_count(P, m, False, kind)
     elif kind == BELADY or kind == ORACLE:
-        _touch_next_use(P, m, i, False, kind)
+        _touch_next_use(P, m, i, False, kind, t_ms)
 
 
 @njit(cache=True)
@@ -307,7 +312,7 @@ def pol_remove(kind, P, m):
     P[0][R_INPOL][m] = 0
     if kind == LRU or kind == FIFO or kind == TTL:
         _list_unlink(P, m)
-    elif kind == RANDOM or kind == ORACLE:
+    elif kind == RANDOM:
         _dense_remove(P, m)
     else:
         if kind == GDSF and P[1][R_KEY1][m] > P[1][R_FLOATS][F_INFLATION]:
@@ -322,6 +327,14 @@ def _oracle_utility(P, m, t_ms):
     distance = P[1][R_MNEXTMS][m] - t_ms
     distance = max(distance, 1.0)
     return (1.0 / distance) ** P[1][R_FLOATS][F_ALPHA] * P[1][R_WEIGHT][m]
+
+
+@njit(cache=True)
+def _lower_bound(u):
+    """A CremeBrulee-oracle heap key: a utility only grows with time until the model's next request
+    (its distance shrinks), so the utility computed now, lowered by far more than pow's rounding,
+    bounds it from below at every later time."""
+    return u - abs(u) * 1e-9
 
 
 @njit(cache=True)
@@ -350,21 +363,28 @@ def pol_next(kind, P, t_ms):
         dpos[a] = r
         ints[I_CURSOR] = j + 1
         return b
-    if kind == ORACLE:  # utility depends on the time: a scan of the residents
-        dense, inpol, mpos, key2 = P[0][R_DENSE], P[0][R_INPOL], P[0][R_MPOS], P[0][R_KEY2]
+    if kind == ORACLE:  # the utility grows with time: a heap of lower bounds, refreshed from the top
+        heap, hpos, key1, key2, side = P[0][R_HEAP], P[0][R_HPOS], P[1][R_KEY1], P[0][R_KEY2], P[0][R_DENSE]
         best = -1
         best_u = 0.0
-        for j in range(ints[I_NDENSE]):
-            x = dense[j]
-            if inpol[x] != 1:
-                continue
+        ns = 0
+        while ints[I_HEAPN] > 0:
+            x = heap[0]
+            if best >= 0 and (key1[x] > best_u or (key1[x] == best_u and key2[x] > key2[best])):
+                break  # every model left in the heap has a utility (and tie) above the best's
+            x, hn = heap_pop(heap, ints[I_HEAPN], hpos, key1, key2)
+            ints[I_HEAPN] = hn
             u = _oracle_utility(P, x, t_ms)
-            if best < 0 or u < best_u or (u == best_u and (mpos[x] > mpos[best] or (
-                    mpos[x] == mpos[best] and key2[x] < key2[best]))):
+            key1[x] = _lower_bound(u)
+            side[ns] = x
+            ns += 1
+            if best < 0 or u < best_u or (u == best_u and key2[x] < key2[best]):
                 best = x
                 best_u = u
+        for j in range(ns):
+            if side[j] != best:
+                ints[I_HEAPN] = heap_push(heap, ints[I_HEAPN], hpos, key1, key2, side[j])
         if best >= 0:
-            inpol[best] = 2
             P[0][R_CAND][ints[I_NCAND]] = best
             ints[I_NCAND] += 1
         return best
@@ -382,11 +402,7 @@ def pol_end(kind, P):
     """Close an eviction scan: candidates not removed go back."""
     ints, cand, inpol = P[0][R_INTS], P[0][R_CAND], P[0][R_INPOL]
     ints[I_CURSOR] = NO_CURSOR
-    if kind == ORACLE:
-        for j in range(ints[I_NCAND]):
-            if inpol[cand[j]] == 2:
-                inpol[cand[j]] = 1
-    elif kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
+    if kind == LFU or kind == GDSF or kind == CREME or kind == BELADY or kind == ORACLE:
         for j in range(ints[I_NCAND]):
             x = cand[j]
             if inpol[x] == 1:
@@ -400,7 +416,7 @@ def pol_start(kind, P):
     (loaded, no queued or running work), so a victim search never pops busy ones. (List policies
     keep walking their list past busy models: a heap would cost O(log n) per request where the list
     costs O(1), slower in the common case; Random and CremeBrulee-oracle keep scanning.)"""
-    if kind == LFU or kind == GDSF or kind == CREME or kind == BELADY:
+    if kind == LFU or kind == GDSF or kind == CREME or kind == BELADY or kind == ORACLE:
         P[0][R_INTS][I_EVMODE] = 1
 
 
@@ -594,21 +610,178 @@ def cache_loop(kind, P, times, models, size, capacity, servers):
 
 
 @njit(cache=True)
+def next_use_kernel(t_ms, models, n_models):
+    """For each request, the position of the next request for the same model (n if none) and its
+    time (inf if none): one backward pass."""
+    n = models.shape[0]
+    position = np.empty(n, np.int64)
+    time = np.empty(n)
+    last = np.full(n_models, n, np.int64)
+    for i in range(n - 1, -1, -1):
+        m = models[i]
+        j = last[m]
+        position[i] = j
+        time[i] = t_ms[j] if j < n else np.inf
+        last[m] = i
+    return position, time
+
+
+@njit(cache=True)
+def _set_next_use_keys(kind, P, pending, npending, stale, last_i, t_ms):
+    """`heap_cache_loop`, Belady and CremeBrulee-oracle: bring the keys of the models requested
+    since the last victim search up to date (their last request's next use), as the hits would have.
+    The victims only depend on the keys' order (a strict total order), not on when a key was set:
+    Belady's key is the next use; the oracle's a lower bound of the utility, exact at `pol_next`."""
+    for j in range(npending):
+        m = pending[j]
+        stale[m] = False
+        if kind == BELADY:
+            _heap_set(P, m, -float(P[2][last_i[m]]), False)
+        else:
+            _touch_next_use(P, m, last_i[m], False, kind, t_ms)
+    return 0
+
+
+@njit(cache=True)
+def heap_cache_loop(kind, P, times, models, size, capacity):
+    """`cache_loop` specialized to the heap policies (LFU, GDSF, CremeBrulee, Belady,
+    CremeBrulee-oracle) on one server (same results, tested): the rows unpacked once and the hit
+    path written out, without a heap repair per hit. LFU, GDSF and CremeBrulee keys only grow
+    (counts and inflation grow, weights and alpha are >= 0), so a hit only updates the key and marks
+    the heap entry stale; when a victim is needed, a stale top is re-placed with its current key
+    until the top is current. Belady and CremeBrulee-oracle note the hit and set the keys of the
+    models hit since the last victim search before the next one. Either way the same victims in the
+    same order as an eager heap."""
+    n = times.shape[0]
+    n_models = size.shape[0]
+    ints, heap, hpos, key2, count = P[0][R_INTS], P[0][R_HEAP], P[0][R_HPOS], P[0][R_KEY2], P[0][R_COUNT]
+    key1, weight = P[1][R_KEY1], P[1][R_WEIGHT]
+    alpha = P[1][R_FLOATS][F_ALPHA]
+    lazy = kind == LFU or kind == GDSF or kind == CREME
+    for m in range(n_models):
+        if not weight[m] >= 0.0:
+            lazy = False
+    if kind == CREME and not alpha >= 0.0:
+        lazy = False
+    current = key1.copy()  # the key a lazy entry should have; key1 is the key it has in the heap
+    stale = np.zeros(n_models, np.bool_)
+    deferred = kind == BELADY or kind == ORACLE
+    last_i = np.zeros(n_models, np.int64)  # deferred: the last request of each model not yet in its key
+    pending = np.empty(n_models, np.int64)
+    npending = 0
+    hits = np.zeros(n, np.bool_)
+    cold = np.zeros(n, np.bool_)
+    rejected = np.zeros(n, np.bool_)
+    resident = P[0][R_INPOL][:n_models] == 1
+    cbuf = np.empty(n_models, np.int64)
+    mem_t = np.empty(n + 1)
+    mem_d = np.empty(n + 1, np.int64)
+    free = capacity
+    for m in range(n_models):
+        if resident[m]:
+            free -= size[m]
+    nmem = 0
+    evictions = 0
+    loads = 0
+    loaded_bytes = 0
+    for i in range(n):
+        m = models[i]
+        if resident[m]:
+            hits[i] = True
+            if lazy:
+                count[m] += 1
+                if kind == LFU:
+                    current[m] = float(count[m])
+                elif kind == GDSF:
+                    current[m] = P[1][R_FLOATS][F_INFLATION] + count[m] * weight[m]
+                else:
+                    current[m] = float(count[m]) ** alpha * weight[m]
+                stale[m] = True
+            elif deferred:  # the key moves with the next use: set it when a victim is needed
+                last_i[m] = i
+                if not stale[m]:
+                    stale[m] = True
+                    pending[npending] = m
+                    npending += 1
+            else:
+                pol_access(kind, P, m, times[i], i)
+            continue
+        need = size[m]
+        if need > capacity:
+            rejected[i] = True
+            continue
+        cold[i] = True
+        t = times[i]
+        freed_bytes = 0
+        if free < need:
+            npending = _set_next_use_keys(kind, P, pending, npending, stale, last_i, t)
+            nc = 0
+            freed = 0
+            while free + freed < need:
+                while lazy and ints[I_HEAPN] > 0 and stale[heap[0]]:  # the top's heap key is below its key: re-place it
+                    x = heap[0]
+                    key1[x] = current[x]
+                    stale[x] = False
+                    _sift_down(heap, ints[I_HEAPN], hpos, key1, key2, 0)
+                c = pol_next(kind, P, t)
+                cbuf[nc] = c
+                nc += 1
+                freed += size[c]
+            ne = pol_select(kind, P, cbuf, nc, need - free, size)
+            for j in range(ne):
+                c = cbuf[j]
+                pol_remove(kind, P, c)
+                resident[c] = False
+                free += size[c]
+                freed_bytes += size[c]
+            pol_end(kind, P)
+            evictions += ne
+        free -= need
+        resident[m] = True
+        pol_insert(kind, P, m, t, i)
+        current[m] = key1[m]
+        stale[m] = False
+        mem_t[nmem] = t
+        mem_d[nmem] = need - freed_bytes
+        nmem += 1
+        loads += 1
+        loaded_bytes += need
+    if n:
+        _set_next_use_keys(kind, P, pending, npending, stale, last_i, times[n - 1])
+    if lazy:  # leave the policy state as an eager heap would
+        for m in range(n_models):
+            if stale[m]:
+                key1[m] = current[m]
+                heap_fix(heap, ints[I_HEAPN], hpos, key1, key2, m)
+    latency = np.zeros(n)
+    for i in range(n):
+        if rejected[i]:
+            latency[i] = np.nan
+    end_ms = times[n - 1] if n else 0.0
+    return (hits, cold, rejected, np.zeros(n, np.bool_), latency, evictions, loads, loaded_bytes, 0.0, end_ms,
+            mem_t[:nmem], mem_d[:nmem])
+
+
+@njit(cache=True)
 def list_cache_loop(kind, P, times, models, size, capacity):
-    """`cache_loop` specialized to LRU and FIFO on one server (same results, tested): the list
-    operations written out in the loop, no policy calls."""
+    """`cache_loop` specialized to LRU, FIFO and keep-alive TTL on one server (same results,
+    tested): the list operations written out in the loop, no policy calls."""
     n = times.shape[0]
     n_models = size.shape[0]
     ints = P[0][R_INTS]
     prev = P[0][R_PREV]
     nxt = P[0][R_NEXT]
+    last = P[1][R_LAST]
+    ttl = P[1][R_FLOATS][F_TTL]
     hits = np.zeros(n, np.bool_)
     cold = np.zeros(n, np.bool_)
     rejected = np.zeros(n, np.bool_)
     resident = np.zeros(n_models, np.bool_)
-    mem_t = np.empty(n + 1)
-    mem_d = np.empty(n + 1, np.int64)
-    lru = kind == LRU
+    expires = kind == TTL
+    n_mem = 2 * n + 1 if expires else n + 1  # one per load, plus one per expiry
+    mem_t = np.empty(n_mem)
+    mem_d = np.empty(n_mem, np.int64)
+    lru = kind == LRU or expires
     head = ints[I_HEAD]
     tail = ints[I_TAIL]
     free = capacity
@@ -618,6 +791,22 @@ def list_cache_loop(kind, P, times, models, size, capacity):
     loaded_bytes = 0
     for i in range(n):
         m = models[i]
+        if expires:  # pol_expire, written out: idle models whose TTL ran out, from the list's head
+            t = times[i]
+            while head >= 0 and t - last[head] >= ttl:
+                c = head
+                head = nxt[c]
+                if head >= 0:
+                    prev[head] = -1
+                else:
+                    tail = -1
+                resident[c] = False
+                free += size[c]
+                mem_t[nmem] = last[c] + ttl
+                mem_d[nmem] = -size[c]
+                nmem += 1
+                evictions += 1
+            last[m] = t
         if resident[m]:
             hits[i] = True
             if lru and tail != m:
@@ -672,7 +861,7 @@ def list_cache_loop(kind, P, times, models, size, capacity):
             latency[i] = np.nan
     end_ms = times[n - 1] if n else 0.0
     return (hits, cold, rejected, np.zeros(n, np.bool_), latency, evictions, loads, loaded_bytes, 0.0, end_ms,
-            mem_t[:nmem].copy(), mem_d[:nmem].copy())
+            mem_t[:nmem], mem_d[:nmem])
 
 
 # ---------------------------------------------------------------- the event-driven loop

@@ -15,7 +15,7 @@ from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
 from ..files import atomic_output_dir
 from ..logs import log
-from ..workload.layout import check_requests, read_manifest, require_workload
+from ..workload.layout import check_requests, read_workload_tables
 from .core import RunResult, Workload, simulate
 from .policies import REGISTRY, make_policy
 
@@ -23,13 +23,12 @@ from .policies import REGISTRY, make_policy
 def load_workload(directory: Path, verify: bool = True) -> tuple[Workload, dict]:
     """The workload, checked: files against the manifest (checksums, row counts; skipped with
     verify=False, e.g. in sweep tasks after the sweep checked once), then the rows themselves."""
-    directory = require_workload(directory, verify=verify)
-    requests = pl.read_parquet(directory / "requests.parquet")
-    models = pl.read_parquet(directory / "models.parquet").sort("model_id")
-    if models["model_id"].to_list() != list(range(models.height)):
+    directory = Path(directory)
+    requests, models, manifest = read_workload_tables(directory, verify=verify)
+    models = models.sort("model_id")
+    if not np.array_equal(models["model_id"].to_numpy(), np.arange(models.height)):
         raise ManyModelsError(f"{directory / 'models.parquet'}: model_id must be 0..N-1")
     check_requests(directory / "requests.parquet", requests, models.height)
-    manifest = read_manifest(directory)
     workload = Workload(
         requests["t_ms"].to_numpy(), requests["model_id"].to_numpy(), models["size_mb"].to_numpy(),
         models["load_ms"].to_numpy(), models["exec_ms"].to_numpy(), models["unload_ms"].to_numpy(), directory.name)
@@ -71,22 +70,36 @@ def memory_time_mb_min(result: RunResult, workload: Workload) -> float:
     return float((mem_used * spans).sum() / 60_000.0)
 
 
+def percentiles(values: np.ndarray, q: list[float]) -> list[float]:
+    """np.percentile(values, q) as floats; a constant array (e.g. every latency zero without
+    latency) is its own percentile, so the partition is skipped."""
+    low, high = values.min(), values.max()
+    if low == high and np.isfinite(low):
+        return [float(low)] * len(q)
+    return np.percentile(values, q).tolist()
+
+
 def summarize(result: RunResult, workload: Workload) -> dict:
     n = len(result.hits)
     timed_out = result.timed_out if len(result.timed_out) == n else np.zeros(n, dtype=bool)
-    served = ~result.rejected & ~timed_out
-    latency = result.latency_ms[served]
-    excess = latency - result.exec_ms[served]
-    quantiles = np.percentile(latency, [50, 95, 99]).tolist() if len(latency) else [None] * 3
+    hits = int(np.count_nonzero(result.hits))
+    rejected = int(np.count_nonzero(result.rejected))
+    if rejected or timed_out.any():
+        served = ~result.rejected & ~timed_out
+        latency, exec_ms = result.latency_ms[served], result.exec_ms[served]
+    else:  # every request served: no copies
+        latency, exec_ms = result.latency_ms, result.exec_ms
+    excess = latency - exec_ms if exec_ms.any() else latency  # x - 0.0 == x
+    quantiles = percentiles(latency, [50, 95, 99]) if len(latency) else [None] * 3
     mem_used = result.memory_events[1]
     return {
         "requests": int(n),
-        "hits": int(result.hits.sum()),
-        "misses": int(n - result.hits.sum()),
+        "hits": hits,
+        "misses": int(n - hits),
         "hit_ratio": float(result.hits.mean()) if n else None,
-        "cold_starts": int(result.cold.sum()),
-        "waits_on_load": int((~result.hits & ~result.cold & ~result.rejected).sum()),
-        "rejected": int(result.rejected.sum()),
+        "cold_starts": int(np.count_nonzero(result.cold)),
+        "waits_on_load": int(n - np.count_nonzero(result.hits | result.cold | result.rejected)),
+        "rejected": rejected,
         "rejected_ratio": float(result.rejected.mean()) if n else None,  # models larger than the memory
         "evictions": int(result.evictions),
         "bytes_loaded": int(result.bytes_loaded),
@@ -95,7 +108,7 @@ def summarize(result: RunResult, workload: Workload) -> dict:
         "latency_p95_ms": quantiles[1],
         "latency_p99_ms": quantiles[2],
         "excess_latency_mean_ms": float(excess.mean()) if len(excess) else None,
-        "excess_latency_p99_ms": float(np.percentile(excess, 99)) if len(excess) else None,
+        "excess_latency_p99_ms": percentiles(excess, [99])[0] if len(excess) else None,
         "memory_peak_mb": float(mem_used.max()) if len(mem_used) else 0.0,
         "models_requested": int((np.bincount(workload.model_id, minlength=len(workload.size_mb)) > 0).sum()),
         "timed_out": int(timed_out.sum()),
