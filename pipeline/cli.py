@@ -168,7 +168,8 @@ def export(
 
 def _policy_params(ttl_min: float, alpha: float, beta: float, cost: str) -> dict:
     return {"ttl": {"ttl_min": ttl_min}, "cremebrulee": {"alpha": alpha, "beta": beta, "cost": cost},
-            "cremebrulee-oracle": {"alpha": alpha, "beta": beta, "cost": cost}}
+            "cremebrulee-oracle": {"alpha": alpha, "beta": beta, "cost": cost},
+            "hybrid-histogram": {"ttl_min": ttl_min}, "forecast-prewarm": {"ttl_min": ttl_min}}
 
 
 TtlMin = Annotated[float, typer.Option(help="keep-alive TTL policy: idle minutes before unload")]
@@ -177,12 +178,17 @@ Beta = Annotated[float, typer.Option(help="CremeBrulee cost exponent b")]
 Cost = Annotated[str, typer.Option(help="CremeBrulee reload cost: load | load_over_exec")]
 MaxWaitMs = Annotated[float, typer.Option(help="drop a request that waited this long without starting "
                                                 "(counted as timed_out); 0: no limit")]
+Interference = Annotated[float, typer.Option(help="execution time x (1 + K (busy - 1)), busy = executions running "
+                                                   "on the server when it starts, itself included; 0: off")]
+LoadInterference = Annotated[float, typer.Option(help="execution time x (1 + K2 loads), loads = loads running on the "
+                                                       "server when it starts; 0: off")]
 
 
 @cli.command()
 def simulate(
     workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
-    policy: Annotated[str, typer.Option(help="eviction policy (lru, lfu, fifo, random, gdsf, ttl, belady, cremebrulee, cremebrulee-oracle)")],
+    policy: Annotated[str, typer.Option(help="eviction policy (lru, lfu, fifo, random, gdsf, ttl, belady, cremebrulee, "
+                                             "cremebrulee-oracle, hybrid-histogram, forecast-prewarm)")],
     memory_mb: Annotated[float, typer.Option(help="memory per server, MB")],
     out: Annotated[Path, typer.Option(help="directory for metrics.json, metrics.parquet, memory.parquet")],
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
@@ -192,13 +198,17 @@ def simulate(
     records: Annotated[bool, typer.Option(help="also write per-request records", metavar="")] = False,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
     max_wait_ms: MaxWaitMs = 0.0,
+    interference: Interference = 0.0,
+    load_interference: LoadInterference = 0.0,
 ) -> None:
-    """Simulate one model cache on a workload."""
+    """Simulate one model cache on a workload. (hybrid-histogram and forecast-prewarm: --ttl-min is their fixed
+    keep-alive; with --no-latency their timers run with zero load and execution times.)"""
     from .simulate.run import run_one
 
     params = _policy_params(ttl_min, alpha, beta, cost).get(policy, {})
     run_one(workload, policy, memory_mb, out, servers=servers, workers=workers, seed=seed, no_latency=no_latency,
-            policy_params=params, records=records, max_wait_ms=max_wait_ms or None)
+            policy_params=params, records=records, max_wait_ms=max_wait_ms or None, interference=interference,
+            load_interference=load_interference)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -222,6 +232,10 @@ def sweep(
     max_wait_ms: MaxWaitMs = 0.0,
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
+    interference: Annotated[list[str] | None, typer.Option(
+        help="interference K values (comma list: an extra sweep dimension, column `interference`; default 0)")] = None,
+    load_interference: Annotated[list[str] | None, typer.Option(
+        help="load interference K2 values (comma list: an extra sweep dimension; default 0)")] = None,
 ) -> None:
     """Sweep policies x memory sizes x seeds on dask.distributed; one tidy table sweep.parquet."""
     from .simulate.run import sweep as run
@@ -233,11 +247,15 @@ def sweep(
         fractions = [float(f) for f in _split(memory_fractions)] if memory_fractions else None
         memory = memory_grid_mb(workload, fractions) if fractions else [float(m) for m in _split(memory_mb)]
         seed_list = [int(s) for s in _split(seeds or ["0"])]
+        k_list = [float(k) for k in _split(interference or ["0"])]
+        k2_list = [float(k) for k in _split(load_interference or ["0"])]
     except ValueError as error:
-        raise ManyModelsError(f"--memory-mb, --memory-fractions and --seeds take numbers: {error}") from error
+        raise ManyModelsError(f"--memory-mb, --memory-fractions, --seeds, --interference and --load-interference "
+                              f"take numbers: {error}") from error
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
-                scheduler=scheduler, dask_workers=dask_workers, max_wait_ms=max_wait_ms or None)
+                scheduler=scheduler, dask_workers=dask_workers, max_wait_ms=max_wait_ms or None,
+                interference=k_list, load_interference=k2_list)
     flat = write_summary(table, workload, out, fractions)
     if metrics is not None:
         _write_json(metrics, flat)

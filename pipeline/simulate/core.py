@@ -75,9 +75,17 @@ class RunResult:
     loads: int = 0
     load_time_ms_total: float = 0.0  # simulated load time of every load started
     end_ms: float = 0.0  # when the last request completed (the last arrival with no latency)
+    prewarm_loads: int = 0  # loads without a request (keep-alive policies with pre-warming)
+    wasted_prewarms: int = 0  # pre-warmed models unloaded or evicted before any request used them
+    prewarms_skipped: int = 0  # pre-warms due while the memory was full or loads waited for it
 
 
 NEXT_USE_POLICIES = ("belady", "cremebrulee-oracle")
+# keep-alive with pre-warming: LRU eviction under memory pressure plus per-model keep-alive and
+# pre-warm timers in the event loop (`engine._ka_*`; the policies' modules document the rules)
+KEEPALIVE_POLICIES = {"hybrid-histogram": engine.KA_HYBRID, "forecast-prewarm": engine.KA_FORECAST}
+KEEPALIVE_PARAMS = ("bin_min", "range_min", "min_samples", "cv", "head_pct", "tail_pct", "margin", "oob_share",
+                    "fc_margin", "fc_min_samples", "fc_devs")
 
 
 def next_use(t_ms: np.ndarray, model_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,10 +148,17 @@ def policy_state(kind: int, policy: str, n_requests: int, size_mb, load_ms, exec
 
 def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1, workers: int = 1,
              seed: int = 0, no_latency: bool = False, policy_params: dict | None = None,
-             max_wait_ms: float | None = None, python: bool = False) -> RunResult:
+             max_wait_ms: float | None = None, python: bool = False, interference: float = 0.0,
+             load_interference: float = 0.0) -> RunResult:
     """Run one policy on one workload. `python=True` runs a built-in policy's Python class through
-    the plain-Python loop (as a user's `package.module:ClassName` policy always runs)."""
+    the plain-Python loop (as a user's `package.module:ClassName` policy always runs).
+    `interference` K and `load_interference` K2: a request's execution time, fixed when it starts, is
+    exec x (1 + K (busy - 1)) x (1 + K2 loads) with busy the executions running on its server
+    (itself included) and loads the loads running there (no effect with `no_latency`: exec is 0).
+    Policies `hybrid-histogram` and `forecast-prewarm` run the event loop (with zero times when
+    `no_latency`), since their unloads and pre-warms are timed."""
     params = dict(policy_params or {})
+    keepalive_mode = KEEPALIVE_POLICIES.get(policy, engine.KA_OFF)
     n_models = len(workload.size_mb)
     rng = np.random.default_rng(seed)
     tiebreak = rng.permutation(n_models)
@@ -155,14 +170,14 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
     size_mb = np.asarray(workload.size_mb, dtype=float)
     size_b = np.round(size_mb * 1_000_000).astype(np.int64)
     capacity = int(float(memory_mb) * 1_000_000)  # bytes, as libCacheSim's cache_size
-    compiled = not python and policy in engine.KINDS
+    compiled = not python and (policy in engine.KINDS or policy in KEEPALIVE_POLICIES)
     needs_future = policy in NEXT_USE_POLICIES or not compiled
     next_pos, next_ms = next_use(times, models) if needs_future else (None, None)
     # policies decide with the models' real profiles, even when simulated times are zero
     profile_load = np.asarray(workload.load_ms, dtype=float)
     profile_exec = np.asarray(workload.exec_ms, dtype=float)
     if compiled:
-        kind = engine.KINDS[policy]
+        kind = engine.KINDS.get(policy, engine.LRU)
         state = policy_state(kind, policy, len(times), size_mb, profile_load, profile_exec, tiebreak, params,
                              next_pos, next_ms, seed_state)
         cache_loop, event_loop = engine.cache_loop, engine.event_loop
@@ -174,16 +189,21 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
         kind = -1
         state = engine.PythonPolicyState(make_policy(policy, context))
         cache_loop, event_loop = engine.python_build(engine.cache_loop), engine.python_build(engine.event_loop)
-    if no_latency and compiled and servers == 1 and kind in (engine.LRU, engine.FIFO):
+    xout = np.zeros(8)
+    if no_latency and compiled and servers == 1 and kind in (engine.LRU, engine.FIFO) and not keepalive_mode:
         out = engine.list_cache_loop(kind, state, times, models, size_b, capacity)
-    elif no_latency:
+    elif no_latency and not keepalive_mode:
         out = cache_loop(kind, state, times, models, size_b, capacity, servers)
     else:
         zero = np.zeros(n_models)
-        load, execute, unload = (np.ascontiguousarray(a, dtype=float) for a in
-                                 (workload.load_ms, workload.exec_ms, workload.unload_ms))
+        load, execute, unload = (zero, zero, zero) if no_latency else (
+            np.ascontiguousarray(a, dtype=float) for a in (workload.load_ms, workload.exec_ms, workload.unload_ms))
+        xparams = engine.keepalive_params(
+            keepalive_mode, float(params.get("ttl_min", 10.0)) * 60_000.0, workers, float(interference),
+            float(load_interference), **{k: params[k] for k in KEEPALIVE_PARAMS if k in params})
         out = event_loop(kind, state, times, models, size_b, load if len(load) else zero, execute, unload,
-                         capacity, servers, workers, -1.0 if max_wait_ms is None else float(max_wait_ms))
+                         capacity, servers, workers, -1.0 if max_wait_ms is None else float(max_wait_ms),
+                         xparams, xout)
     hits, cold, rejected, timed_out, latency, evictions, loads, loaded_bytes, load_total, end_ms, mem_t, mem_d = out
     order = np.argsort(mem_t, kind="stable")
     mem_used_mb = np.cumsum(np.asarray(mem_d)[order]) / 1_000_000
@@ -191,4 +211,5 @@ def simulate(workload: Workload, policy: str, memory_mb: float, servers: int = 1
     return RunResult(np.asarray(hits, dtype=bool), np.asarray(cold, dtype=bool), np.asarray(rejected, dtype=bool),
                      np.asarray(latency, dtype=float), exec_ms, int(evictions), int(loaded_bytes),
                      (np.asarray(mem_t)[order].astype(np.int64), mem_used_mb), np.asarray(timed_out, dtype=bool),
-                     int(loads), float(load_total), float(end_ms))
+                     int(loads), float(load_total), float(end_ms), int(xout[engine.K_PREWARMS]),
+                     int(xout[engine.K_WASTED]), int(xout[engine.K_SKIPPED]))

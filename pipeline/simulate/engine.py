@@ -684,6 +684,24 @@ def list_cache_loop(kind, P, times, models, size, capacity):
 C_NEV, C_SEQ, C_EVICTIONS, C_NMEM, C_PHEAD, C_PTAIL, C_LOADS, C_BYTES = range(8)
 # E_FCTR slots
 FC_LOADTIME, FC_END = range(2)
+# beyond eviction in time (keep-alive with pre-warming, interference): more E entries, after the others
+E_XP, E_LOADRUN, E_KI, E_KF, E_HIST, E_KCTR = range(31, 37)
+# E_XP slots: the mechanisms' parameters (`xparams` of event_loop)
+(XP_INTERF, XP_LOADINTERF, XP_WORKERS, XP_MODE, XP_FIXED_MS, XP_BIN_MS, XP_BINS, XP_MIN_SAMPLES, XP_CV,
+ XP_HEAD_PCT, XP_TAIL_PCT, XP_MARGIN, XP_OOB_SHARE, XP_FC_MARGIN, XP_FC_MIN_SAMPLES, XP_FC_DEVS) = range(16)
+XP_SIZE = 16
+KA_OFF, KA_HYBRID, KA_FORECAST = range(3)  # XP_MODE
+# E_KI rows (int64 x models): timer heap, its positions and tie-break, timer kind, idle-time samples,
+# samples beyond the histogram, pre-warmed-and-not-yet-used flag, sum of squared bin counts
+KI_HEAP, KI_HPOS, KI_KEY2, KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ = range(8)
+KI_ROWS = 8
+# E_KF rows (float64 x models): timer time, idle since (-1: busy or never idle), keep-alive end after a
+# pre-warm, forecaster mean and mean deviation of idle times
+KF_TIME, KF_IDLE, KF_EXPIRE_AT, KF_MU, KF_DEV = range(5)
+KF_ROWS = 5
+T_EXPIRE, T_PREWARM = 0, 1
+# E_KCTR slots (also `xout` of event_loop)
+K_HEAPN, K_PREWARMS, K_WASTED, K_SKIPPED, K_USED = range(5)
 
 
 @njit(cache=True)
@@ -727,7 +745,8 @@ def _dispatch(E, s, tau, exe):
             continue
         status[j] = STARTED
         slots[s] -= 1
-        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + exe[m], ctr[C_SEQ], EV_EXEC, j)
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + _exec_time(E, s, exe[m]), ctr[C_SEQ],
+                             EV_EXEC, j)
         ctr[C_SEQ] += 1
 
 
@@ -757,6 +776,7 @@ def _start_load(E, kind, P, m, tau, size, load, unload):
     ctr[C_EVICTIONS] += ne
     free[s] -= need
     server_of[m] = s
+    E[E_LOADRUN][s] += 1
     E[E_MSTATE][m] = LOADING
     E[E_MEMT][ctr[C_NMEM]] = tau
     E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
@@ -797,8 +817,213 @@ def _unpinned(E, kind, P, m, tau, size):
         pol_unpin(kind, P, m)
 
 
+# ---------------------------------------------------------------- beyond eviction in time
+# Interference (FECBench / Deep-Edge as simple models) and keep-alive with pre-warming (hybrid
+# histogram, Shahrad et al. ATC'20; forecast-driven pre-loading, Barista IC2E'19). Their state is in
+# the E entries E_XP .. E_KCTR; with every parameter zero they change nothing.
+@njit(cache=True, inline="always")
+def _exec_time(E, s, base):
+    """A request's execution time, decided when it starts on server s (its slot already taken):
+    base x (1 + K (busy - 1)) x (1 + K2 loads), busy = executions running on s including it, loads =
+    loads running on s (from their decision, victims' unloads included, to their completion)."""
+    xp = E[E_XP]
+    if xp[XP_INTERF] == 0.0 and xp[XP_LOADINTERF] == 0.0:
+        return base
+    busy = xp[XP_WORKERS] - E[E_SLOTS][s]
+    return base * (1.0 + xp[XP_INTERF] * (busy - 1.0)) * (1.0 + xp[XP_LOADINTERF] * E[E_LOADRUN][s])
+
+
 @njit(cache=True)
-def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms):
+def _timer_set(E, m, when, what):
+    ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
+    kf[KF_TIME][m] = when
+    ki[KI_TKIND][m] = what
+    if ki[KI_HPOS][m] >= 0:
+        heap_fix(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    else:
+        kc[K_HEAPN] = heap_push(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+
+
+@njit(cache=True)
+def _timer_cancel(E, m):
+    ki, kc = E[E_KI], E[E_KCTR]
+    if ki[KI_HPOS][m] >= 0:
+        kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], E[E_KF][KF_TIME], ki[KI_KEY2], m)
+
+
+@njit(cache=True)
+def _ka_sample(E, m, x):
+    """One idle time x (ms) of model m: into its histogram (or counted beyond its range) and its
+    forecaster (EWMA mean and mean deviation, gains 1/8 and 1/4, as TCP's RTT estimator)."""
+    xp, ki, kf = E[E_XP], E[E_KI], E[E_KF]
+    b = int(x // xp[XP_BIN_MS])
+    ki[KI_NSAMP][m] += 1
+    if b >= int(xp[XP_BINS]):
+        ki[KI_NOOB][m] += 1
+    else:
+        hist = E[E_HIST]
+        c = hist[m, b]
+        ki[KI_SUMSQ][m] += 2 * c + 1
+        hist[m, b] = c + 1
+    if ki[KI_NSAMP][m] == 1:
+        kf[KF_MU][m] = x
+        kf[KF_DEV][m] = 0.5 * x
+    else:
+        err = x - kf[KF_MU][m]
+        kf[KF_MU][m] += err / 8.0
+        kf[KF_DEV][m] += (abs(err) - kf[KF_DEV][m]) / 4.0
+
+
+@njit(cache=True)
+def _ka_window(E, m):
+    """(pre-warm after, keep alive until), both in ms after m went idle. Pre-warm 0: m is not unloaded."""
+    xp, ki, kf = E[E_XP], E[E_KI], E[E_KF]
+    n = ki[KI_NSAMP][m]
+    forecast = False
+    if xp[XP_MODE] == KA_FORECAST:
+        forecast = n >= xp[XP_FC_MIN_SAMPLES]
+    elif n >= xp[XP_MIN_SAMPLES]:
+        if ki[KI_NOOB][m] > xp[XP_OOB_SHARE] * n:
+            forecast = True  # mostly beyond the histogram: the forecaster (the paper's ARIMA)
+        else:
+            nin = n - ki[KI_NOOB][m]
+            bins = xp[XP_BINS]
+            if nin >= xp[XP_MIN_SAMPLES]:
+                mean = nin / bins
+                var = ki[KI_SUMSQ][m] / bins - mean * mean
+                if np.sqrt(max(var, 0.0)) / mean > xp[XP_CV]:  # representative: concentrated idle times
+                    hist = E[E_HIST]
+                    head_at = xp[XP_HEAD_PCT] / 100.0 * nin
+                    tail_at = xp[XP_TAIL_PCT] / 100.0 * nin
+                    head = -1
+                    cum = 0
+                    b = 0
+                    while True:
+                        cum += hist[m, b]
+                        if head < 0 and cum >= head_at:
+                            head = b
+                        if cum >= tail_at:
+                            break
+                        b += 1
+                    bin_ms = xp[XP_BIN_MS]
+                    return head * bin_ms * (1.0 - xp[XP_MARGIN]), (b + 1) * bin_ms * (1.0 + xp[XP_MARGIN])
+    if forecast:
+        mu, dev, k = kf[KF_MU][m], kf[KF_DEV][m], xp[XP_FC_DEVS]
+        return max(mu - k * dev, 0.0) * (1.0 - xp[XP_FC_MARGIN]), (mu + k * dev) * (1.0 + xp[XP_FC_MARGIN])
+    return 0.0, xp[XP_FIXED_MS]
+
+
+@njit(cache=True)
+def _ka_unload(E, kind, P, m, t, size):
+    """Unload the loaded, idle model m now (kept-alive window over, or unloaded to be pre-warmed)."""
+    s = E[E_SERVER][m]
+    _drop_queue(E, m)
+    E[E_FREE][s] += size[m]
+    E[E_EVICTABLE][s] -= size[m]
+    E[E_SERVER][m] = -1
+    E[E_MSTATE][m] = ABSENT
+    pol_remove(kind, P, m)
+    ctr = E[E_CTR]
+    E[E_MEMT][ctr[C_NMEM]] = t
+    E[E_MEMD][ctr[C_NMEM]] = -size[m]
+    ctr[C_NMEM] += 1
+    ctr[C_EVICTIONS] += 1
+    ki = E[E_KI]
+    if ki[KI_FLAG][m] != 0:  # pre-warmed and never used
+        ki[KI_FLAG][m] = 0
+        E[E_KCTR][K_WASTED] += 1
+
+
+@njit(cache=True)
+def _ka_idle(E, kind, P, m, tau, size, load, unload):
+    """m has no queued or running work from tau on: its idle time starts; unload it and pre-warm
+    later, or keep it alive until its window ends."""
+    E[E_KF][KF_IDLE][m] = tau
+    prewarm, keep = _ka_window(E, m)
+    loaded = E[E_MSTATE][m] == LOADED
+    if prewarm > 0.0:
+        E[E_KF][KF_EXPIRE_AT][m] = tau + keep
+        _timer_set(E, m, tau + prewarm, T_PREWARM)
+        if loaded:
+            _ka_unload(E, kind, P, m, tau, size)
+            _try_pending(E, kind, P, tau, size, load, unload)
+    elif loaded:
+        _timer_set(E, m, tau + keep, T_EXPIRE)
+
+
+@njit(cache=True)
+def _ka_arrive(E, m, t):
+    """A request for m: its idle time (if it was idle) is a sample; its timer is off; a pre-warm
+    it finds loaded (or loading) was used, one it finds evicted was wasted."""
+    kf, ki = E[E_KF], E[E_KI]
+    if kf[KF_IDLE][m] >= 0.0:
+        _ka_sample(E, m, t - kf[KF_IDLE][m])
+        kf[KF_IDLE][m] = -1.0
+    _timer_cancel(E, m)
+    if ki[KI_FLAG][m] != 0:
+        ki[KI_FLAG][m] = 0
+        if E[E_MSTATE][m] == ABSENT:
+            E[E_KCTR][K_WASTED] += 1
+        else:
+            E[E_KCTR][K_USED] += 1
+
+
+@njit(cache=True)
+def _ka_timer(E, kind, P, t, size, load, unload):
+    """The earliest timer fires: a keep-alive ends (unload if still loaded and idle), or a pre-warm
+    is due (load without a request, only into free memory and when no request waits for memory:
+    a pre-warm never evicts; otherwise it is skipped)."""
+    ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
+    m = ki[KI_HEAP][0]
+    kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    mstate = E[E_MSTATE]
+    if ki[KI_TKIND][m] == T_EXPIRE:
+        if mstate[m] == LOADED and E[E_PINS][m] == 0:
+            _ka_unload(E, kind, P, m, t, size)
+            _try_pending(E, kind, P, t, size, load, unload)
+        return
+    free = E[E_FREE]
+    room = False
+    for k in range(free.shape[0]):
+        if free[k] >= size[m]:
+            room = True
+    ctr = E[E_CTR]
+    if (mstate[m] == ABSENT and E[E_PENDING][m] == 0 and ctr[C_PHEAD] == ctr[C_PTAIL] and room
+            and _start_load(E, kind, P, m, t, size, load, unload)):
+        ki[KI_FLAG][m] = 1
+        kc[K_PREWARMS] += 1
+        return
+    kc[K_SKIPPED] += 1
+
+
+@njit(cache=True)
+def _ka_loaded_idle(E, kind, P, m, tau, size, load, unload):
+    """m finished loading with nothing waiting: a pre-warm is kept alive until its window ends;
+    any other load (its requests timed out) starts an idle time."""
+    if E[E_KI][KI_FLAG][m] != 0:
+        _timer_set(E, m, max(E[E_KF][KF_EXPIRE_AT][m], tau), T_EXPIRE)
+    else:
+        _ka_idle(E, kind, P, m, tau, size, load, unload)
+
+
+def keepalive_params(mode: int, fixed_ms: float, workers: int, interference: float = 0.0,
+                     load_interference: float = 0.0, bin_min: float = 1.0, range_min: float = 240.0,
+                     min_samples: int = 5, cv: float = 2.0, head_pct: float = 5.0, tail_pct: float = 99.0,
+                     margin: float = 0.1, oob_share: float = 0.5, fc_margin: float = 0.15,
+                     fc_min_samples: int = 2, fc_devs: float = 2.0) -> np.ndarray:
+    """`xparams` of event_loop (the E_XP slots)."""
+    xp = np.zeros(XP_SIZE)
+    xp[XP_INTERF], xp[XP_LOADINTERF], xp[XP_WORKERS], xp[XP_MODE] = interference, load_interference, workers, mode
+    xp[XP_FIXED_MS], xp[XP_BIN_MS], xp[XP_BINS] = fixed_ms, bin_min * 60_000.0, round(range_min / bin_min)
+    xp[XP_MIN_SAMPLES], xp[XP_CV], xp[XP_HEAD_PCT], xp[XP_TAIL_PCT] = min_samples, cv, head_pct, tail_pct
+    xp[XP_MARGIN], xp[XP_OOB_SHARE], xp[XP_FC_MARGIN] = margin, oob_share, fc_margin
+    xp[XP_FC_MIN_SAMPLES], xp[XP_FC_DEVS] = fc_min_samples, fc_devs
+    return xp
+
+
+@njit(cache=True)
+def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms,
+               xparams, xout):
     n = times.shape[0]
     n_models = size.shape[0]
     hits = np.zeros(n, np.bool_)
@@ -808,6 +1033,9 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     latency = np.full(n, np.nan)
     n_events = n_models + servers * workers + 16
     n_mem = 2 * n + 1 if kind == TTL or kind < 0 else n + 1  # one per load, plus one per expiry
+    keepalive = xparams[XP_MODE] != KA_OFF
+    if keepalive:
+        n_mem = 4 * n + 1  # loads and pre-warm loads (at most one per completion), and as many unloads
     E = (np.zeros(8, np.int64), np.zeros(n_models, np.int8), np.full(n_models, -1, np.int64),
          np.zeros(n_models, np.int64), np.zeros(n_models), np.zeros(n_models, np.int8),
          np.empty(n_models + 1, np.int64), np.full(n_models, -1, np.int64), np.full(n_models, -1, np.int64),
@@ -818,7 +1046,16 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
          np.empty(n_events), np.empty(n_events, np.int64), np.empty(n_events, np.int8), np.empty(n_events, np.int64),
          np.empty(n_mem), np.empty(n_mem, np.int64),
          np.empty(n_models, np.int64), np.empty(n_models, np.int64), np.empty(n_models), np.zeros(servers, np.int64),
-         np.full(n_models, -1, np.int64), np.zeros(2))
+         np.full(n_models, -1, np.int64), np.zeros(2)) + (
+         xparams, np.zeros(servers, np.int64), np.full((KI_ROWS, n_models), -1, np.int64), np.zeros((KF_ROWS, n_models)),
+         np.zeros((n_models if keepalive else 1, int(xparams[XP_BINS]) if keepalive else 1), np.int64),
+         np.zeros(8, np.int64))
+    ki = E[E_KI]
+    for r in (KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ):
+        ki[r] = 0
+    ki[KI_KEY2] = np.arange(n_models)
+    E[E_KF][KF_IDLE] = -1.0
+    kctr = E[E_KCTR]
     ctr, mstate, server_of, pins, pending, pendq = E[E_CTR], E[E_MSTATE], E[E_SERVER], E[E_PINS], E[E_PENDING], E[E_PENDQ]
     qhead, qtail, qnext, status, evictable, slots = E[E_QHEAD], E[E_QTAIL], E[E_QNEXT], E[E_STATUS], E[E_EVICTABLE], E[E_SLOTS]
     et, es, ek, ei, fctr = E[E_ET], E[E_ES], E[E_EK], E[E_EI], E[E_FCTR]
@@ -833,6 +1070,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     while True:
         te = et[0] if ctr[C_NEV] > 0 else inf
         ta = times[i] if i < n else inf
+        tk = E[E_KF][KF_TIME][ki[KI_HEAP][0]] if kctr[K_HEAPN] > 0 and i < n else inf  # timers stop at the last arrival
         tt = inf
         if use_timeout:
             while to < i and status[to] != WAITING:
@@ -841,7 +1079,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 tt = times[to] + max_wait_ms
         if te == inf and ta == inf and tt == inf:
             break
-        if te <= ta and te <= tt:  # a load or an inference completes
+        if te <= ta and te <= tt and te <= tk:  # a load or an inference completes
             tau, what, x, nev = ev_pop(et, es, ek, ei, ctr[C_NEV])
             ctr[C_NEV] = nev
             if what == EV_EXEC:
@@ -859,17 +1097,24 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     _dispatch(E, s, tau, exe)
                 if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
                     _try_pending(E, kind, P, tau, size, load, unload)
+                if keepalive and pins[m] == 0:
+                    _ka_idle(E, kind, P, m, tau, size, load, unload)
             else:
                 m = x
                 mstate[m] = LOADED
                 s = server_of[m]
+                E[E_LOADRUN][s] -= 1
                 if pins[m] == 0:
                     _unpinned(E, kind, P, m, tau, size)
                     _drop_queue(E, m)
                     _try_pending(E, kind, P, tau, size, load, unload)
+                    if keepalive:
+                        _ka_loaded_idle(E, kind, P, m, tau, size, load, unload)
                 else:
                     _ready(E, m, s)
                     _dispatch(E, s, tau, exe)
+        elif tk <= tt and tk <= ta:  # a keep-alive or pre-warm timer
+            _ka_timer(E, kind, P, tk, size, load, unload)
         elif tt <= ta:  # a request waited max_wait_ms without starting: dropped
             j = to
             to += 1
@@ -880,6 +1125,8 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             if pins[m] == 0:
                 _unpinned(E, kind, P, m, tt, size)
                 _try_pending(E, kind, P, tt, size, load, unload)
+                if keepalive and mstate[m] != LOADING:
+                    _ka_idle(E, kind, P, m, tt, size, load, unload)
         else:  # a request arrives
             t = ta
             m = models[i]
@@ -905,6 +1152,8 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 i += 1
                 continue
             E[E_LASTREQ][m] = i
+            if keepalive:
+                _ka_arrive(E, m, t)
             pins[m] += 1
             if qtail[m] >= 0:
                 qnext[qtail[m]] = i
@@ -925,7 +1174,8 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     qtail[m] = -1
                     status[i] = STARTED
                     slots[s] -= 1
-                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + exe[m], ctr[C_SEQ], EV_EXEC, i)
+                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + _exec_time(E, s, exe[m]), ctr[C_SEQ],
+                                         EV_EXEC, i)
                     ctr[C_SEQ] += 1
                 else:
                     if rpos[m] < 0:  # its queue was empty: m becomes a candidate for a free slot
@@ -942,6 +1192,12 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 ctr[C_PTAIL] += 1
                 _try_pending(E, kind, P, t, size, load, unload)
             i += 1
+    if keepalive:
+        for m in range(n_models):  # a pre-warm evicted under memory pressure, never used
+            if ki[KI_FLAG][m] != 0 and mstate[m] == ABSENT:
+                kctr[K_WASTED] += 1
+    for j in range(min(xout.shape[0], kctr.shape[0])):
+        xout[j] = kctr[j]
     return (hits, cold, rejected, timed_out, latency, ctr[C_EVICTIONS], ctr[C_LOADS], ctr[C_BYTES],
             fctr[FC_LOADTIME], fctr[FC_END], E[E_MEMT][:ctr[C_NMEM]].copy(), E[E_MEMD][:ctr[C_NMEM]].copy())
 

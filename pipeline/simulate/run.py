@@ -18,6 +18,7 @@ from ..logs import log
 from ..workload.layout import check_requests, read_manifest, require_workload
 from .core import RunResult, Workload, simulate
 from .policies import REGISTRY, make_policy
+from .summary import SWEEP_DIMENSIONS
 
 
 def load_workload(directory: Path, verify: bool = True) -> tuple[Workload, dict]:
@@ -103,6 +104,9 @@ def summarize(result: RunResult, workload: Workload) -> dict:
         "memory_time_mb_min": memory_time_mb_min(result, workload),
         "load_time_ms_total": float(result.load_time_ms_total),
         "loads": int(result.loads),
+        "prewarm_loads": int(result.prewarm_loads),
+        "wasted_prewarms": int(result.wasted_prewarms),
+        "prewarms_skipped": int(result.prewarms_skipped),
     }
 
 
@@ -121,20 +125,23 @@ def memory_series(result: RunResult, duration_ms: int) -> pl.DataFrame:
 
 def run_one(workload_dir: Path, policy: str, memory_mb: float, out: Path | None = None, servers: int = 1,
             workers: int = 1, seed: int = 0, no_latency: bool = False, policy_params: dict | None = None,
-            records: bool = False, verify: bool = True, max_wait_ms: float | None = None) -> dict:
+            records: bool = False, verify: bool = True, max_wait_ms: float | None = None,
+            interference: float = 0.0, load_interference: float = 0.0) -> dict:
     check_policy(policy)
     check_run_parameters(memory_mb, servers, workers, seed, policy_params)
+    check_interference(interference, load_interference)
     if max_wait_ms is not None and not (math.isfinite(max_wait_ms) and max_wait_ms >= 0):
         raise ManyModelsError(f"--max-wait-ms must be a finite number >= 0, got {max_wait_ms}")
     workload, manifest = load_workload(workload_dir, verify=verify)
     started = time.perf_counter()
     result = simulate(workload, policy, memory_mb, servers=servers, workers=workers, seed=seed,
-                      no_latency=no_latency, policy_params=policy_params, max_wait_ms=max_wait_ms)
+                      no_latency=no_latency, policy_params=policy_params, max_wait_ms=max_wait_ms,
+                      interference=interference, load_interference=load_interference)
     seconds = time.perf_counter() - started
     metrics = {
         "workload": str(workload_dir), "policy": policy, "memory_mb": float(memory_mb), "servers": servers,
         "workers": workers, "seed": seed, "no_latency": no_latency, "policy_params": policy_params or {},
-        "max_wait_ms": max_wait_ms,
+        "max_wait_ms": max_wait_ms, "interference": float(interference), "load_interference": float(load_interference),
         "source_trace": manifest.get("source_trace", {}).get("kind"),
         **summarize(result, workload),
         "simulated_requests_per_second": len(workload.t_ms) / seconds if seconds > 0 else None,
@@ -181,6 +188,12 @@ def check_run_parameters(memory_mb: float, servers: int, workers: int, seed: int
             raise ManyModelsError(f"--cost must be one of {', '.join(COSTS)}, got {value!r}")
 
 
+def check_interference(interference: float, load_interference: float) -> None:
+    for flag, value in (("--interference", interference), ("--load-interference", load_interference)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ManyModelsError(f"{flag} must be a finite number >= 0, got {value}")
+
+
 WALL_CLOCK_KEYS = ("simulated_requests_per_second",)  # logged and in metrics.json, never in the sweep table
 
 
@@ -194,36 +207,46 @@ def _sweep_task(task: dict) -> dict:
 def sweep(workload_dir: Path, policies: list[str], memory_mb: list[float], seeds: list[int], out: Path,
           servers: int = 1, workers: int = 1, no_latency: bool = False, policy_params: dict | None = None,
           scheduler: str | None = None, dask_workers: int | None = None, latency_cdf: bool = True,
-          max_wait_ms: float | None = None) -> pl.DataFrame:
-    """Every (policy, memory, seed) on dask; one tidy table `sweep.parquet` (+ latency CDFs)."""
+          max_wait_ms: float | None = None, interference: list[float] | None = None,
+          load_interference: list[float] | None = None) -> pl.DataFrame:
+    """Every (policy, memory, seed) on dask; one tidy table `sweep.parquet` (+ latency CDFs).
+    `interference` and `load_interference` (lists, default [0]) are extra sweep dimensions, recorded as
+    columns of the same names."""
+    interference = list(interference or [0.0])
+    load_interference = list(load_interference or [0.0])
     for policy in policies:
         check_policy(policy)
     for memory, seed in itertools.product(memory_mb, seeds):
         check_run_parameters(memory, servers, workers, seed, policy_params)
+    for k, k2 in itertools.product(interference, load_interference):
+        check_interference(k, k2)
     load_workload(workload_dir)  # fail early, before starting a cluster; the tasks skip the checksums
     tasks = [
         {"workload_dir": str(workload_dir), "policy": p, "memory_mb": float(m), "seed": int(s), "servers": servers,
          "workers": workers, "no_latency": no_latency, "policy_params": (policy_params or {}).get(p, {}),
-         "verify": False, "max_wait_ms": max_wait_ms}
-        for p, m, s in itertools.product(policies, memory_mb, seeds)]
-    log.info("sweep %s: %d policies x %d memory sizes x %d seeds = %d runs", workload_dir, len(policies),
-             len(memory_mb), len(seeds), len(tasks))
+         "verify": False, "max_wait_ms": max_wait_ms, "interference": float(k), "load_interference": float(k2)}
+        for p, m, s, k, k2 in itertools.product(policies, memory_mb, seeds, interference, load_interference)]
+    log.info("sweep %s: %d policies x %d memory sizes x %d seeds x %d interference settings = %d runs", workload_dir,
+             len(policies), len(memory_mb), len(seeds), len(interference) * len(load_interference), len(tasks))
     rows = map_on_cluster(_sweep_task, tasks, "sweep runs", scheduler=scheduler, workers=dask_workers)
+    dims = [d for d in SWEEP_DIMENSIONS if d in rows[0]] if rows else []
     cdf = pl.DataFrame([
-        {"policy": r["policy"], "memory_mb": r["memory_mb"], "seed": r["seed"], "percentile": q, "latency_ms": v}
+        {"policy": r["policy"], "memory_mb": r["memory_mb"], "seed": r["seed"], **{d: r[d] for d in dims},
+         "percentile": q, "latency_ms": v}
         for r in rows for q, v in enumerate(r["latency_percentiles"])],
-        schema={"policy": pl.String, "memory_mb": pl.Float64, "seed": pl.Int64, "percentile": pl.Int64, "latency_ms": pl.Float64})
+        schema={"policy": pl.String, "memory_mb": pl.Float64, "seed": pl.Int64, **{d: pl.Float64 for d in dims},
+                "percentile": pl.Int64, "latency_ms": pl.Float64})
     table = pl.DataFrame([{k: v for k, v in r.items() if k != "latency_percentiles"} for r in rows]).sort(
-        "policy", "memory_mb", "seed")
+        "policy", "memory_mb", *dims, "seed")
     out = Path(out)
-    summary = table.group_by("policy", "memory_mb").agg(
+    summary = table.group_by("policy", "memory_mb", *dims).agg(
         pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(), pl.col("cold_starts").mean(),
         pl.col("excess_latency_mean_ms").mean(), pl.col("rejected_ratio").mean(), pl.col("timed_out").mean(),
-        pl.col("overloaded").any()).sort("memory_mb", "policy")
+        pl.col("overloaded").any()).sort("memory_mb", "policy", *dims)
     # the previous sweep stays until the new one is complete
     with atomic_output_dir(out, owned=("*.parquet", "*.csv", "*.json")) as tmp:
         table.write_parquet(tmp / "sweep.parquet")
-        cdf.sort("policy", "memory_mb", "seed", "percentile").write_parquet(tmp / "latency_percentiles.parquet")
+        cdf.sort("policy", "memory_mb", *dims, "seed", "percentile").write_parquet(tmp / "latency_percentiles.parquet")
         summary.write_csv(tmp / "sweep_summary.csv")
     log.info("wrote %s (%d rows) and sweep_summary.csv", out / "sweep.parquet", table.height)
     return table
@@ -236,6 +259,8 @@ def sweep_headline(table: pl.DataFrame, online_only: bool = True) -> dict:
     from the policies that kept up."""
     offline = {"belady", "cremebrulee-oracle"}
     data = table.filter(~pl.col("policy").is_in(list(offline))) if online_only else table
+    for dim in [d for d in SWEEP_DIMENSIONS if d in data.columns]:  # swept mechanisms: the headline is at their least
+        data = data.filter(pl.col(dim) == pl.col(dim).min())
     if "overloaded" not in data.columns:
         data = data.with_columns(pl.lit(False).alias("overloaded"))
     mean = data.group_by("policy", "memory_mb").agg(pl.col("hit_ratio").mean(), pl.col("latency_p99_ms").mean(),
