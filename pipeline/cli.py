@@ -262,6 +262,42 @@ def sweep(
 
 
 @cli.command()
+def beyond(
+    out: Annotated[Path, typer.Option(help="directory for beyond.parquet")],
+    workloads_dir: Annotated[Path, typer.Option(help="directory holding the workload directories")] = Path("datasets/workloads"),
+    workloads: Annotated[list[str] | None, typer.Option(help="workload names (repeat or comma-separate)")] = None,
+    memory_fractions: Annotated[list[str] | None, typer.Option(
+        help="memory sizes as fractions of each workload's requested-model memory")] = None,
+    mechanisms: Annotated[list[str] | None, typer.Option(
+        help="mechanisms: plain, keep-alive, hybrid-histogram, forecast-prewarm, interference, load-interference")] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 0,
+    servers: Annotated[int, typer.Option(help="number of servers")] = 1,
+    workers: Annotated[list[str] | None, typer.Option(
+        help="inference slots per server: one value, or one per workload (comma list; default 4)")] = None,
+    ttl_min: Annotated[float, typer.Option(help="keep-alive minutes (keep-alive; fallback of the pre-warm policies)")] = 10.0,
+    interference: Annotated[float, typer.Option(help="K of the interference mechanism")] = 0.5,
+    load_interference: Annotated[float, typer.Option(help="K2 of the load-interference mechanism")] = 0.5,
+    metrics: Annotated[Path | None, typer.Option(help="write the headline JSON (DVC metrics) here")] = None,
+    scheduler: Scheduler = None,
+    dask_workers: Workers = None,
+) -> None:
+    """Plain eviction vs each mechanism beyond eviction (keep-alive and pre-warming, interference) across memory sizes."""
+    from .simulate.beyond import beyond_headline, mechanism_runs, run_beyond
+
+    try:
+        fractions = [float(f) for f in _split(memory_fractions or ["0.1,0.25,0.5,1.0"])]
+        slots = [int(w) for w in _split(workers or ["4"])]
+    except ValueError as error:
+        raise ManyModelsError(f"--memory-fractions and --workers take numbers: {error}") from error
+    names = _split(mechanisms) if mechanisms else list(mechanism_runs(ttl_min, interference, load_interference))
+    table = run_beyond(workloads_dir, _split(workloads or ["replay"]), fractions, names, out, seed=seed,
+                       servers=servers, workers=slots, ttl_min=ttl_min, interference=interference,
+                       load_interference=load_interference, scheduler=scheduler, dask_workers=dask_workers)
+    if metrics is not None:
+        _write_json(metrics, beyond_headline(table))
+
+
+@cli.command()
 def fidelity(
     workload: Annotated[Path, typer.Option(help="candidate workload directory written by synthesize")],
     out: Annotated[Path, typer.Option(help="directory for the fidelity tables (and the reference replay)")],

@@ -834,65 +834,53 @@ def _exec_time(E, s, base):
 
 
 @njit(cache=True)
-def _timer_set(E, m, when, what):
-    ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
-    kf[KF_TIME][m] = when
-    ki[KI_TKIND][m] = what
-    if ki[KI_HPOS][m] >= 0:
+def _timer_set(ki, kf, kc, m, when, what):
+    kf[KF_TIME, m] = when
+    ki[KI_TKIND, m] = what
+    if ki[KI_HPOS, m] >= 0:
         heap_fix(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
     else:
         kc[K_HEAPN] = heap_push(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
 
 
-@njit(cache=True)
-def _timer_cancel(E, m):
-    ki, kc = E[E_KI], E[E_KCTR]
-    if ki[KI_HPOS][m] >= 0:
-        kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], E[E_KF][KF_TIME], ki[KI_KEY2], m)
-
-
-@njit(cache=True)
-def _ka_sample(E, m, x):
+@njit(cache=True, inline="always")
+def _ka_sample(xp, ki, kf, hist, m, x):
     """One idle time x (ms) of model m: into its histogram (or counted beyond its range) and its
-    forecaster (EWMA mean and mean deviation, gains 1/8 and 1/4, as TCP's RTT estimator)."""
-    xp, ki, kf = E[E_XP], E[E_KI], E[E_KF]
+    forecaster (EWMA mean and mean deviation, gains 1/8 and 1/4, as TCP's round-trip-time estimator)."""
     b = int(x // xp[XP_BIN_MS])
-    ki[KI_NSAMP][m] += 1
+    ki[KI_NSAMP, m] += 1
     if b >= int(xp[XP_BINS]):
-        ki[KI_NOOB][m] += 1
+        ki[KI_NOOB, m] += 1
     else:
-        hist = E[E_HIST]
         c = hist[m, b]
-        ki[KI_SUMSQ][m] += 2 * c + 1
+        ki[KI_SUMSQ, m] += 2 * c + 1
         hist[m, b] = c + 1
-    if ki[KI_NSAMP][m] == 1:
-        kf[KF_MU][m] = x
-        kf[KF_DEV][m] = 0.5 * x
+    if ki[KI_NSAMP, m] == 1:
+        kf[KF_MU, m] = x
+        kf[KF_DEV, m] = 0.5 * x
     else:
-        err = x - kf[KF_MU][m]
-        kf[KF_MU][m] += err / 8.0
-        kf[KF_DEV][m] += (abs(err) - kf[KF_DEV][m]) / 4.0
+        err = x - kf[KF_MU, m]
+        kf[KF_MU, m] += err / 8.0
+        kf[KF_DEV, m] += (abs(err) - kf[KF_DEV, m]) / 4.0
 
 
 @njit(cache=True)
-def _ka_window(E, m):
+def _ka_window(xp, ki, kf, hist, m):
     """(pre-warm after, keep alive until), both in ms after m went idle. Pre-warm 0: m is not unloaded."""
-    xp, ki, kf = E[E_XP], E[E_KI], E[E_KF]
-    n = ki[KI_NSAMP][m]
+    n = ki[KI_NSAMP, m]
     forecast = False
     if xp[XP_MODE] == KA_FORECAST:
         forecast = n >= xp[XP_FC_MIN_SAMPLES]
     elif n >= xp[XP_MIN_SAMPLES]:
-        if ki[KI_NOOB][m] > xp[XP_OOB_SHARE] * n:
+        if ki[KI_NOOB, m] > xp[XP_OOB_SHARE] * n:
             forecast = True  # mostly beyond the histogram: the forecaster (the paper's ARIMA)
         else:
-            nin = n - ki[KI_NOOB][m]
+            nin = n - ki[KI_NOOB, m]
             bins = xp[XP_BINS]
             if nin >= xp[XP_MIN_SAMPLES]:
                 mean = nin / bins
-                var = ki[KI_SUMSQ][m] / bins - mean * mean
+                var = ki[KI_SUMSQ, m] / bins - mean * mean
                 if np.sqrt(max(var, 0.0)) / mean > xp[XP_CV]:  # representative: concentrated idle times
-                    hist = E[E_HIST]
                     head_at = xp[XP_HEAD_PCT] / 100.0 * nin
                     tail_at = xp[XP_TAIL_PCT] / 100.0 * nin
                     head = -1
@@ -908,8 +896,9 @@ def _ka_window(E, m):
                     bin_ms = xp[XP_BIN_MS]
                     return head * bin_ms * (1.0 - xp[XP_MARGIN]), (b + 1) * bin_ms * (1.0 + xp[XP_MARGIN])
     if forecast:
-        mu, dev, k = kf[KF_MU][m], kf[KF_DEV][m], xp[XP_FC_DEVS]
-        return max(mu - k * dev, 0.0) * (1.0 - xp[XP_FC_MARGIN]), (mu + k * dev) * (1.0 + xp[XP_FC_MARGIN])
+        mu, dev, k = kf[KF_MU, m], kf[KF_DEV, m], xp[XP_FC_DEVS]
+        keep = max((mu + k * dev) * (1.0 + xp[XP_FC_MARGIN]), xp[XP_BIN_MS])
+        return max(mu - k * dev, 0.0) * (1.0 - xp[XP_FC_MARGIN]), keep
     return 0.0, xp[XP_FIXED_MS]
 
 
@@ -929,43 +918,44 @@ def _ka_unload(E, kind, P, m, t, size):
     ctr[C_NMEM] += 1
     ctr[C_EVICTIONS] += 1
     ki = E[E_KI]
-    if ki[KI_FLAG][m] != 0:  # pre-warmed and never used
-        ki[KI_FLAG][m] = 0
+    if ki[KI_FLAG, m] != 0:  # pre-warmed and never used
+        ki[KI_FLAG, m] = 0
         E[E_KCTR][K_WASTED] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ka_idle(E, kind, P, m, tau, size, load, unload):
     """m has no queued or running work from tau on: its idle time starts; unload it and pre-warm
     later, or keep it alive until its window ends."""
-    E[E_KF][KF_IDLE][m] = tau
-    prewarm, keep = _ka_window(E, m)
+    ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
+    kf[KF_IDLE, m] = tau
+    prewarm, keep = _ka_window(E[E_XP], ki, kf, E[E_HIST], m)
     loaded = E[E_MSTATE][m] == LOADED
     if prewarm > 0.0:
-        E[E_KF][KF_EXPIRE_AT][m] = tau + keep
-        _timer_set(E, m, tau + prewarm, T_PREWARM)
+        kf[KF_EXPIRE_AT, m] = tau + keep
+        _timer_set(ki, kf, kc, m, tau + prewarm, T_PREWARM)
         if loaded:
             _ka_unload(E, kind, P, m, tau, size)
             _try_pending(E, kind, P, tau, size, load, unload)
     elif loaded:
-        _timer_set(E, m, tau + keep, T_EXPIRE)
+        _timer_set(ki, kf, kc, m, tau + keep, T_EXPIRE)
 
 
-@njit(cache=True)
-def _ka_arrive(E, m, t):
+@njit(cache=True, inline="always")
+def _ka_arrive(xp, ki, kf, kc, hist, mstate, m, t):
     """A request for m: its idle time (if it was idle) is a sample; its timer is off; a pre-warm
     it finds loaded (or loading) was used, one it finds evicted was wasted."""
-    kf, ki = E[E_KF], E[E_KI]
-    if kf[KF_IDLE][m] >= 0.0:
-        _ka_sample(E, m, t - kf[KF_IDLE][m])
-        kf[KF_IDLE][m] = -1.0
-    _timer_cancel(E, m)
-    if ki[KI_FLAG][m] != 0:
-        ki[KI_FLAG][m] = 0
-        if E[E_MSTATE][m] == ABSENT:
-            E[E_KCTR][K_WASTED] += 1
+    if kf[KF_IDLE, m] >= 0.0:
+        _ka_sample(xp, ki, kf, hist, m, t - kf[KF_IDLE, m])
+        kf[KF_IDLE, m] = -1.0
+    if ki[KI_HPOS, m] >= 0:
+        kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    if ki[KI_FLAG, m] != 0:
+        ki[KI_FLAG, m] = 0
+        if mstate[m] == ABSENT:
+            kc[K_WASTED] += 1
         else:
-            E[E_KCTR][K_USED] += 1
+            kc[K_USED] += 1
 
 
 @njit(cache=True)
@@ -974,10 +964,10 @@ def _ka_timer(E, kind, P, t, size, load, unload):
     is due (load without a request, only into free memory and when no request waits for memory:
     a pre-warm never evicts; otherwise it is skipped)."""
     ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
-    m = ki[KI_HEAP][0]
+    m = ki[KI_HEAP, 0]
     kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
     mstate = E[E_MSTATE]
-    if ki[KI_TKIND][m] == T_EXPIRE:
+    if ki[KI_TKIND, m] == T_EXPIRE:
         if mstate[m] == LOADED and E[E_PINS][m] == 0:
             _ka_unload(E, kind, P, m, t, size)
             _try_pending(E, kind, P, t, size, load, unload)
@@ -990,7 +980,7 @@ def _ka_timer(E, kind, P, t, size, load, unload):
     ctr = E[E_CTR]
     if (mstate[m] == ABSENT and E[E_PENDING][m] == 0 and ctr[C_PHEAD] == ctr[C_PTAIL] and room
             and _start_load(E, kind, P, m, t, size, load, unload)):
-        ki[KI_FLAG][m] = 1
+        ki[KI_FLAG, m] = 1
         kc[K_PREWARMS] += 1
         return
     kc[K_SKIPPED] += 1
@@ -1000,8 +990,9 @@ def _ka_timer(E, kind, P, t, size, load, unload):
 def _ka_loaded_idle(E, kind, P, m, tau, size, load, unload):
     """m finished loading with nothing waiting: a pre-warm is kept alive until its window ends;
     any other load (its requests timed out) starts an idle time."""
-    if E[E_KI][KI_FLAG][m] != 0:
-        _timer_set(E, m, max(E[E_KF][KF_EXPIRE_AT][m], tau), T_EXPIRE)
+    ki, kf = E[E_KI], E[E_KF]
+    if ki[KI_FLAG, m] != 0:
+        _timer_set(ki, kf, E[E_KCTR], m, max(kf[KF_EXPIRE_AT, m], tau), T_EXPIRE)
     else:
         _ka_idle(E, kind, P, m, tau, size, load, unload)
 
@@ -1010,7 +1001,7 @@ def keepalive_params(mode: int, fixed_ms: float, workers: int, interference: flo
                      load_interference: float = 0.0, bin_min: float = 1.0, range_min: float = 240.0,
                      min_samples: int = 5, cv: float = 2.0, head_pct: float = 5.0, tail_pct: float = 99.0,
                      margin: float = 0.1, oob_share: float = 0.5, fc_margin: float = 0.15,
-                     fc_min_samples: int = 2, fc_devs: float = 2.0) -> np.ndarray:
+                     fc_min_samples: int = 2, fc_devs: float = 4.0) -> np.ndarray:
     """`xparams` of event_loop (the E_XP slots)."""
     xp = np.zeros(XP_SIZE)
     xp[XP_INTERF], xp[XP_LOADINTERF], xp[XP_WORKERS], xp[XP_MODE] = interference, load_interference, workers, mode
@@ -1070,7 +1061,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     while True:
         te = et[0] if ctr[C_NEV] > 0 else inf
         ta = times[i] if i < n else inf
-        tk = E[E_KF][KF_TIME][ki[KI_HEAP][0]] if kctr[K_HEAPN] > 0 and i < n else inf  # timers stop at the last arrival
+        tk = E[E_KF][KF_TIME, ki[KI_HEAP, 0]] if kctr[K_HEAPN] > 0 and i < n else inf  # timers stop at the last arrival
         tt = inf
         if use_timeout:
             while to < i and status[to] != WAITING:
@@ -1153,7 +1144,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 continue
             E[E_LASTREQ][m] = i
             if keepalive:
-                _ka_arrive(E, m, t)
+                _ka_arrive(xparams, ki, E[E_KF], kctr, E[E_HIST], mstate, m, t)
             pins[m] += 1
             if qtail[m] >= 0:
                 qnext[qtail[m]] = i
@@ -1194,7 +1185,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             i += 1
     if keepalive:
         for m in range(n_models):  # a pre-warm evicted under memory pressure, never used
-            if ki[KI_FLAG][m] != 0 and mstate[m] == ABSENT:
+            if ki[KI_FLAG, m] != 0 and mstate[m] == ABSENT:
                 kctr[K_WASTED] += 1
     for j in range(min(xout.shape[0], kctr.shape[0])):
         xout[j] = kctr[j]
