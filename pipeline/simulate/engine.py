@@ -727,12 +727,15 @@ def _dispatch(E, s, tau, exe):
             continue
         status[j] = STARTED
         slots[s] -= 1
-        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + exe[m], ctr[C_SEQ], EV_EXEC, j)
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + exe[m] * E[E_B][B_XMUL][j], ctr[C_SEQ],
+                             EV_EXEC, j)
         ctr[C_SEQ] += 1
 
 
 @njit(cache=True)
 def _start_load(E, kind, P, m, tau, size, load, unload):
+    if E[E_B][B_INTS][BI_ON] != 0:
+        return _b_start_load(E, kind, P, m, tau, size, load, unload)
     need = size[m]
     free, evictable = E[E_FREE], E[E_EVICTABLE]
     possible = False
@@ -797,8 +800,324 @@ def _unpinned(E, kind, P, m, tau, size):
         pol_unpin(kind, P, m)
 
 
+# ---------------------------------------------------------------- memory mechanisms (issue 13)
+# B = E[E_B]: the memory mechanisms' state (shared weights, memory-adaptive variants, host process,
+# learned cache). Every array exists (length >= 1) when they are off, so one compiled loop serves
+# every run; with B_INTS[BI_ON] == 0 the loop runs exactly as without them.
+# Memory of a model m at its current variant v = var[m] on server k: its instance bytes (minst[m]
+# at its own variant, kinst[v] at another; unshared: the whole footprint), plus the weights kw[v]
+# once per (server, catalog model) (0 unless --shared-weights), plus the host process BI_HOST once
+# per server hosting any model (multi-model hosting). The loop's `size[m]` is then instance +
+# weights (an upper bound of what evicting m frees, host aside), used for the evictable sums.
+E_B = 31
+(B_INTS, B_VAR, B_BASE, B_KINST, B_KW, B_MINST, B_WCOUNT, B_NHOSTED, B_SMALLER, B_VHEAD, B_VPREV, B_VNEXT,
+ B_SERVED, B_XMUL, B_KTIMES, B_MTIMES, B_MEMU, B_EXE) = range(18)  # B_EXE: the loop's `exe` array itself
+# B_INTS slots
+BI_ON, BI_SHARED, BI_ADAPT, BI_HOST, BI_DOWNGRADES, BI_REDIRECTS, BI_DG, BI_DGV = range(8)
+NOT_LISTED = -2
+
+
 @njit(cache=True)
-def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms):
+def _b_inst(B, m):
+    v = B[B_VAR][m]
+    return B[B_MINST][m] if v == B[B_BASE][m] else B[B_KINST][v]
+
+
+@njit(cache=True)
+def _b_full(B, m):
+    """m's unshared footprint at its current variant (instance + weights)."""
+    return _b_inst(B, m) + B[B_KW][B[B_VAR][m]]
+
+
+@njit(cache=True)
+def _b_need(B, m, k):
+    """Bytes m (at its current variant) adds on server k: its instance, its weights unless an
+    instance of the same catalog model holds them there, the host process if k hosts nothing."""
+    v = B[B_VAR][m]
+    need = _b_inst(B, m)
+    if B[B_WCOUNT][k, v] == 0:
+        need += B[B_KW][v]
+    if B[B_NHOSTED][k] == 0:
+        need += B[B_INTS][BI_HOST]
+    return need
+
+
+@njit(cache=True)
+def _b_hold(B, m, k):
+    B[B_WCOUNT][k, B[B_VAR][m]] += 1
+    B[B_NHOSTED][k] += 1
+
+
+@njit(cache=True)
+def _b_drop(B, m, k):
+    """Take m's instance off server k's counts; return the bytes that frees (its weights with the
+    last instance of its catalog model there, the host process with the last model)."""
+    v = B[B_VAR][m]
+    wcount = B[B_WCOUNT]
+    freed = _b_inst(B, m)
+    wcount[k, v] -= 1
+    if wcount[k, v] == 0:
+        freed += B[B_KW][v]
+    B[B_NHOSTED][k] -= 1
+    if B[B_NHOSTED][k] == 0:
+        freed += B[B_INTS][BI_HOST]
+    return freed
+
+
+@njit(cache=True)
+def _b_vlist_add(B, m):
+    """m is loaded: listed under its variant (the resident variants a request may be served by)."""
+    v, head, prev, nxt = B[B_VAR][m], B[B_VHEAD], B[B_VPREV], B[B_VNEXT]
+    if prev[m] != NOT_LISTED:
+        return
+    prev[m] = -1
+    nxt[m] = head[v]
+    if head[v] >= 0:
+        prev[head[v]] = m
+    head[v] = m
+
+
+@njit(cache=True)
+def _b_vlist_remove(B, m):
+    v, head, prev, nxt = B[B_VAR][m], B[B_VHEAD], B[B_VPREV], B[B_VNEXT]
+    p = prev[m]
+    if p == NOT_LISTED:
+        return
+    q = nxt[m]
+    if p >= 0:
+        nxt[p] = q
+    else:
+        head[v] = q
+    if q >= 0:
+        prev[q] = p
+    prev[m] = NOT_LISTED
+
+
+@njit(cache=True)
+def _b_evicted(B, c, size, load, unload):
+    """c left memory: unlisted, and back to its own variant (profile, size) for its next load."""
+    if B[B_INTS][BI_ADAPT] != 0:
+        _b_vlist_remove(B, c)
+        if B[B_VAR][c] != B[B_BASE][c]:
+            B[B_VAR][c] = B[B_BASE][c]
+            times = B[B_MTIMES]
+            load[c] = times[0, c]
+            B[B_EXE][c] = times[1, c]
+            unload[c] = times[2, c]
+    size[c] = _b_full(B, c)
+
+
+@njit(cache=True)
+def _b_downgrade_to(B, c, k, deficit):
+    """The largest smaller variant of c's family whose swap for c frees at least `deficit` bytes
+    on server k (-1: none)."""
+    v, wcount, kw, kinst, smaller = B[B_VAR][c], B[B_WCOUNT], B[B_KW], B[B_KINST], B[B_SMALLER]
+    current = _b_inst(B, c)
+    if wcount[k, v] == 1:
+        current += kw[v]
+    u = smaller[v]
+    while u >= 0:
+        gain = current - kinst[u]
+        if wcount[k, u] == 0:
+            gain -= kw[u]
+        if gain >= deficit:
+            return u
+        u = smaller[u]
+    return -1
+
+
+@njit(cache=True)
+def _b_make_room(E, kind, P, m, tau, size, unload):
+    """`make_room` with the mechanisms' memory: the bytes needed depend on the server (weights
+    already there, host process); walking the evictable residents in the policy's order, a
+    candidate whose swap for a smaller variant frees what is still missing on its server is
+    downgraded instead of evicted (--adaptive-variants; left in B_INTS[BI_DG], [BI_DGV]).
+    Returns (server or -1, unload ms, evicted count in evbuf, bytes freed by the evictions)."""
+    B = E[E_B]
+    bi = B[B_INTS]
+    free, server_of, mstate, pins = E[E_FREE], E[E_SERVER], E[E_MSTATE], E[E_PINS]
+    freed, cbuf, evbuf = E[E_FREED], E[E_CBUF], E[E_EVBUF]
+    bi[BI_DG] = -1
+    servers = free.shape[0]
+    best = -1
+    for k in range(servers):
+        if free[k] >= _b_need(B, m, k) and (best < 0 or free[k] > free[best]):
+            best = k
+    if best >= 0:
+        return best, 0.0, 0, 0
+    for k in range(servers):
+        freed[k] = 0
+    adapt = bi[BI_ADAPT] != 0
+    nc = 0
+    s = -1
+    dg = -1
+    while True:
+        c = pol_next(kind, P, tau)
+        if c < 0:
+            break
+        if mstate[c] != LOADED or pins[c] != 0:
+            continue
+        k = server_of[c]
+        if adapt:
+            u = _b_downgrade_to(B, c, k, _b_need(B, m, k) - free[k] - freed[k])
+            if u >= 0:
+                dg = c
+                bi[BI_DGV] = u
+                s = k
+                break
+        freed[k] += _b_drop(B, c, k)  # tentatively: counts restored below
+        cbuf[nc] = c
+        nc += 1
+        if free[k] + freed[k] >= _b_need(B, m, k):
+            s = k
+            break
+    for j in range(nc):
+        _b_hold(B, cbuf[j], server_of[cbuf[j]])
+    if s < 0:
+        pol_end(kind, P)
+        return -1, 0.0, 0, 0
+    ns = 0
+    for j in range(nc):
+        if server_of[cbuf[j]] == s:
+            evbuf[ns] = cbuf[j]
+            ns += 1
+    if dg < 0 and kind != LRU and kind != FIFO and kind != TTL:
+        pol_select(kind, P, evbuf, ns, _b_need(B, m, s) - free[s], size)  # CremeBrulee: largest first
+    unload_ms = 0.0
+    freed_bytes = 0
+    ne = 0
+    for j in range(ns):
+        if dg < 0 and free[s] >= _b_need(B, m, s):
+            break
+        c = evbuf[j]
+        f = _b_drop(B, c, s)
+        free[s] += f
+        freed_bytes += f
+        unload_ms += unload[c]
+        pol_remove(kind, P, c)
+        server_of[c] = -1
+        mstate[c] = ABSENT
+        ne += 1
+    pol_end(kind, P)
+    bi[BI_DG] = dg
+    return s, unload_ms, ne, freed_bytes
+
+
+@njit(cache=True)
+def _b_start_load(E, kind, P, m, tau, size, load, unload):
+    """`_start_load` with the memory mechanisms (B_INTS[BI_ON]): shared weights, downgrades,
+    host process; also records the unshared-equivalent memory change (B_MEMU)."""
+    B = E[E_B]
+    bi = B[B_INTS]
+    free, evictable = E[E_FREE], E[E_EVICTABLE]
+    possible = False
+    least = _b_inst(B, m)
+    for k in range(free.shape[0]):
+        if free[k] + evictable[k] + bi[BI_HOST] >= least:
+            possible = True
+            break
+    if not possible:
+        return False
+    exe = B[B_EXE]
+    s, unload_ms, ne, freed_bytes = _b_make_room(E, kind, P, m, tau, size, unload)
+    if s < 0:
+        return False
+    ctr = E[E_CTR]
+    evbuf, server_of, mstate = E[E_EVBUF], E[E_SERVER], E[E_MSTATE]
+    unshared = 0
+    for j in range(ne):
+        c = evbuf[j]
+        server_of[c] = s  # for _drop_queue
+        _drop_queue(E, c)
+        server_of[c] = -1
+        evictable[s] -= size[c]
+        unshared -= size[c]
+        _b_evicted(B, c, size, load, unload)
+    ctr[C_EVICTIONS] += ne
+    dg = bi[BI_DG]
+    if dg >= 0:  # swap dg for its smaller variant: unload it, load the variant (a load: dg waits)
+        u = bi[BI_DGV]
+        old_full = size[dg]
+        f = _b_drop(B, dg, s)
+        _b_vlist_remove(B, dg)
+        B[B_VAR][dg] = u
+        added = _b_need(B, dg, s)
+        _b_hold(B, dg, s)
+        free[s] += f - added
+        freed_bytes += f - added
+        evictable[s] -= old_full
+        size[dg] = _b_full(B, dg)
+        unshared -= old_full - size[dg]
+        kt = B[B_KTIMES]
+        swap_ms = unload[dg] + kt[0, u]
+        load[dg] = kt[0, u]
+        exe[dg] = kt[1, u]
+        unload[dg] = kt[2, u]
+        mstate[dg] = LOADING
+        pol_pin(kind, P, dg)
+        bi[BI_DOWNGRADES] += 1
+        ctr[C_LOADS] += 1
+        ctr[C_BYTES] += added
+        E[E_FCTR][FC_LOADTIME] += load[dg]
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + swap_ms, ctr[C_SEQ], EV_LOAD, dg)
+        ctr[C_SEQ] += 1
+    need = _b_need(B, m, s)
+    _b_hold(B, m, s)
+    host_added = bi[BI_HOST] if B[B_NHOSTED][s] - 1 + ne == 0 else 0
+    free[s] -= need
+    server_of[m] = s
+    mstate[m] = LOADING
+    E[E_MEMT][ctr[C_NMEM]] = tau
+    E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
+    B[B_MEMU][ctr[C_NMEM]] = unshared + size[m] + host_added
+    ctr[C_NMEM] += 1
+    ctr[C_LOADS] += 1
+    ctr[C_BYTES] += need
+    E[E_FCTR][FC_LOADTIME] += load[m]
+    pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
+    pol_pin(kind, P, m)
+    ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
+                         EV_LOAD, m)
+    ctr[C_SEQ] += 1
+    return True
+
+
+@njit(cache=True)
+def _b_expired(E, c, size, load, unload):
+    """Keep-alive expiry of c with the memory mechanisms: release its memory, record the change
+    (shared and unshared-equivalent) at E_MEMD/B_MEMU's next slot; return the bytes freed."""
+    B = E[E_B]
+    s = E[E_SERVER][c]
+    f = _b_drop(B, c, s)
+    E[E_FREE][s] += f
+    E[E_EVICTABLE][s] -= size[c]
+    B[B_MEMU][E[E_CTR][C_NMEM]] = -size[c] - (B[B_INTS][BI_HOST] if B[B_NHOSTED][s] == 0 else 0)
+    _b_evicted(B, c, size, load, unload)
+    return f
+
+
+@njit(cache=True)
+def _b_redirect(E, m):
+    """--adaptive-variants: a request for m (not resident, no load under way) that does not fit in
+    free memory on any server is served by the largest loaded smaller variant of its family, if
+    one is resident anywhere (its model is returned; -1: none)."""
+    B = E[E_B]
+    free = E[E_FREE]
+    for k in range(free.shape[0]):
+        if free[k] >= _b_need(B, m, k):
+            return -1
+    head, smaller = B[B_VHEAD], B[B_SMALLER]
+    u = smaller[B[B_BASE][m]]
+    while u >= 0:
+        if head[u] >= 0:
+            B[B_INTS][BI_REDIRECTS] += 1
+            return head[u]
+        u = smaller[u]
+    return -1
+
+
+@njit(cache=True)
+def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms, B):
     n = times.shape[0]
     n_models = size.shape[0]
     hits = np.zeros(n, np.bool_)
@@ -818,7 +1137,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
          np.empty(n_events), np.empty(n_events, np.int64), np.empty(n_events, np.int8), np.empty(n_events, np.int64),
          np.empty(n_mem), np.empty(n_mem, np.int64),
          np.empty(n_models, np.int64), np.empty(n_models, np.int64), np.empty(n_models), np.zeros(servers, np.int64),
-         np.full(n_models, -1, np.int64), np.zeros(2))
+         np.full(n_models, -1, np.int64), np.zeros(2), B)
     ctr, mstate, server_of, pins, pending, pendq = E[E_CTR], E[E_MSTATE], E[E_SERVER], E[E_PINS], E[E_PENDING], E[E_PENDQ]
     qhead, qtail, qnext, status, evictable, slots = E[E_QHEAD], E[E_QTAIL], E[E_QNEXT], E[E_STATUS], E[E_EVICTABLE], E[E_SLOTS]
     et, es, ek, ei, fctr = E[E_ET], E[E_ES], E[E_EK], E[E_EI], E[E_FCTR]
@@ -827,6 +1146,10 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     use_timeout = max_wait_ms >= 0.0
     expires = kind == TTL or kind < 0
     pol_start(kind, P)
+    beyond = B[B_INTS][BI_ON] != 0  # the memory mechanisms (B)
+    adapt = B[B_INTS][BI_ADAPT] != 0
+    host_bytes = B[B_INTS][BI_HOST]
+    xmul = B[B_XMUL]
     i = 0
     to = 0
     inf = np.inf
@@ -862,6 +1185,8 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             else:
                 m = x
                 mstate[m] = LOADED
+                if adapt:
+                    _b_vlist_add(B, m)
                 s = server_of[m]
                 if pins[m] == 0:
                     _unpinned(E, kind, P, m, tau, size)
@@ -883,23 +1208,34 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
         else:  # a request arrives
             t = ta
             m = models[i]
+            if adapt and mstate[m] == ABSENT and pending[m] == 0:
+                redirect = _b_redirect(E, m)
+                if redirect >= 0:  # served by a smaller resident variant
+                    models[i] = redirect
+                    m = redirect
+            if beyond:
+                B[B_SERVED][i] = B[B_VAR][m]
             if expires:
                 ne = pol_expire(kind, P, t, mstate, pins, E[E_IDLE], evbuf, evtime)
                 for j in range(ne):
                     c = evbuf[j]
                     s = server_of[c]
                     _drop_queue(E, c)
-                    free[s] += size[c]
-                    evictable[s] -= size[c]
+                    released = size[c]
+                    if beyond:
+                        released = _b_expired(E, c, size, load, unload)
+                    else:
+                        free[s] += size[c]
+                        evictable[s] -= size[c]
                     server_of[c] = -1
                     mstate[c] = ABSENT
                     E[E_MEMT][ctr[C_NMEM]] = evtime[j]
-                    E[E_MEMD][ctr[C_NMEM]] = -size[c]
+                    E[E_MEMD][ctr[C_NMEM]] = -released
                     ctr[C_NMEM] += 1
                 ctr[C_EVICTIONS] += ne
                 if ne > 0:
                     _try_pending(E, kind, P, t, size, load, unload)
-            if size[m] > capacity:
+            if size[m] + host_bytes > capacity:
                 rejected[i] = True
                 status[i] = STARTED
                 i += 1
@@ -925,7 +1261,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     qtail[m] = -1
                     status[i] = STARTED
                     slots[s] -= 1
-                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + exe[m], ctr[C_SEQ], EV_EXEC, i)
+                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + exe[m] * xmul[i], ctr[C_SEQ], EV_EXEC, i)
                     ctr[C_SEQ] += 1
                 else:
                     if rpos[m] < 0:  # its queue was empty: m becomes a candidate for a free slot
