@@ -981,23 +981,28 @@ def _b_make_room(E, kind, P, m, tau, size, unload):
         if server_of[cbuf[j]] == s:
             evbuf[ns] = cbuf[j]
             ns += 1
+    nsel = ns
     if dg < 0 and kind != LRU and kind != FIFO and kind != TTL:
-        pol_select(kind, P, evbuf, ns, _b_need(B, m, s) - free[s], size)  # CremeBrulee: largest first
+        nsel = pol_select(kind, P, evbuf, ns, _b_need(B, m, s) - free[s], size)  # CremeBrulee: largest first
     unload_ms = 0.0
     freed_bytes = 0
     ne = 0
-    for j in range(ns):
-        if dg < 0 and free[s] >= _b_need(B, m, s):
-            break
-        c = evbuf[j]
-        f = _b_drop(B, c, s)
-        free[s] += f
-        freed_bytes += f
-        unload_ms += unload[c]
-        pol_remove(kind, P, c)
-        server_of[c] = -1
-        mstate[c] = ABSENT
-        ne += 1
+    for sweep in range(2):  # the selection, then (if shared weights left it short) the candidates in order
+        for j in range(nsel if sweep == 0 else nc):
+            if dg < 0 and free[s] >= _b_need(B, m, s):
+                break
+            c = evbuf[j] if sweep == 0 else cbuf[j]
+            if server_of[c] != s or mstate[c] != LOADED:
+                continue
+            f = _b_drop(B, c, s)
+            free[s] += f
+            freed_bytes += f
+            unload_ms += unload[c]
+            pol_remove(kind, P, c)
+            server_of[c] = -1
+            mstate[c] = ABSENT
+            evbuf[ne] = c
+            ne += 1
     pol_end(kind, P)
     bi[BI_DG] = dg
     return s, unload_ms, ne, freed_bytes
