@@ -223,3 +223,65 @@ def test_catalog_columns_and_defaults(tmp_path):
 def test_bad_learned_cache_spec_is_one_clear_error(spec):
     with pytest.raises(ManyModelsError, match="--learned-cache"):
         parse_learned_cache(spec)
+
+
+@pytest.fixture(scope="module")
+def small_workload(small_synthetic_trace, tmp_path_factory):
+    from pipeline.workload.synthesize import WorkloadConfig, synthesize
+
+    _, db = small_synthetic_trace
+    out = tmp_path_factory.mktemp("mechwl") / "w"
+    synthesize(WorkloadConfig(mode="replay", models=40, minutes=1440, seed=3, selection="quantile", rate_scale=0.2),
+               out, db=db)
+    return out
+
+
+def test_cli_simulate_and_sweep_with_mechanisms(small_workload, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["simulate", "--workload", str(small_workload), "--policy", "lru", "--memory-mb", "400",
+                                 "--out", str(tmp_path / "one"), "--shared-weights", "--adaptive-variants",
+                                 "--host-overhead-mb", "50", "--learned-cache", "hit=0.2,speedup=0.5,memory=0.1"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert metrics["shared_weights"] and metrics["adaptive_variants"] and metrics["host_overhead_mb"] == 50
+    assert metrics["learned_cache"] == "hit=0.2,speedup=0.5,memory=0.1"
+    assert 0.5 < metrics["accuracy_mean"] < 0.9 and metrics["memory_peak_mb"] <= 400
+    assert metrics["memory_peak_unshared_mb"] >= metrics["memory_peak_mb"] - 50  # the host process counts in both
+    result = runner.invoke(cli, ["sweep", "--workload", str(small_workload), "--policies", "lru", "--memory-mb",
+                                 "300", "--out", str(tmp_path / "sweep"), "--shared-weights", "off,on",
+                                 "--scheduler", "threads"])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(tmp_path / "sweep" / "sweep.parquet")
+    assert table.height == 2 and sorted(table["shared_weights"].to_list()) == [False, True]
+    off = table.filter(~pl.col("shared_weights")).row(0, named=True)
+    assert off["shared_weights_saved_time"] == 0.0 and off["downgrades"] == 0
+    cdf = pl.read_parquet(tmp_path / "sweep" / "latency_percentiles.parquet")
+    assert "shared_weights" in cdf.columns and cdf.height == 2 * 101
+    spread = pl.read_parquet(tmp_path / "sweep" / "spread.parquet")
+    assert sorted(spread["policy"].to_list()) == ["lru", "lru+shared-weights"]
+    bad = runner.invoke(cli, ["simulate", "--workload", str(small_workload), "--policy", "lru", "--memory-mb", "400",
+                              "--out", str(tmp_path / "bad"), "--hosting", "one"])
+    assert isinstance(bad.exception, ManyModelsError) and "--hosting" in str(bad.exception)
+
+
+@pytest.mark.parametrize("policy", ["lru", "gdsf", "cremebrulee"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_memory_never_exceeds_capacity_with_every_combination(policy, seed):
+    names = ["A", "A", "Big", "Mid", "Small", "X", "C", "D", "A", "Big", "Small", "X"]
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 300_000, 600))
+    w = bound(names, list(zip(t.tolist(), rng.integers(0, len(names), 600).tolist(), strict=True)))
+    for shared in (False, True):
+        for adaptive in (False, True):
+            for host in (0.0, 15.0):
+                r = simulate(w, policy, 240, seed=seed, workers=2, shared_weights=shared, adaptive_variants=adaptive,
+                             host_overhead_mb=host, learned_cache="hit=0.5,speedup=0.5,memory=0.05")
+                used = r.memory_events[1]
+                assert used.max() <= 240 + 1e-9 and used.min() >= -1e-9, (shared, adaptive, host)
+                assert (r.memory_unshared_mb >= used - 1e-9).all()

@@ -908,12 +908,12 @@ def _b_evicted(B, c, size, load, unload):
 
 
 @njit(cache=True)
-def _b_downgrade_to(B, c, k, deficit):
+def _b_downgrade_to(B, c, k, deficit, m):
     """The largest smaller variant of c's family whose swap for c frees at least `deficit` bytes
-    on server k (-1: none)."""
+    on server k for loading m (-1: none). Weights m will use are not counted as freed."""
     v, wcount, kw, kinst, smaller = B[B_VAR][c], B[B_WCOUNT], B[B_KW], B[B_KINST], B[B_SMALLER]
     current = _b_inst(B, c)
-    if wcount[k, v] == 1:
+    if wcount[k, v] == 1 and B[B_VAR][m] != v:
         current += kw[v]
     u = smaller[v]
     while u >= 0:
@@ -959,7 +959,7 @@ def _b_make_room(E, kind, P, m, tau, size, unload):
             continue
         k = server_of[c]
         if adapt:
-            u = _b_downgrade_to(B, c, k, _b_need(B, m, k) - free[k] - freed[k])
+            u = _b_downgrade_to(B, c, k, _b_need(B, m, k) - free[k] - freed[k], m)
             if u >= 0:
                 dg = c
                 bi[BI_DGV] = u
