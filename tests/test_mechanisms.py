@@ -285,3 +285,14 @@ def test_memory_never_exceeds_capacity_with_every_combination(policy, seed):
                 used = r.memory_events[1]
                 assert used.max() <= 240 + 1e-9 and used.min() >= -1e-9, (shared, adaptive, host)
                 assert (r.memory_unshared_mb >= used - 1e-9).all()
+
+
+@pytest.mark.parametrize("policy", ["lru", "gdsf"])
+def test_learned_cache_memory_alone_equals_models_that_large(policy):
+    import dataclasses
+
+    w = random_workload()
+    learned = simulate(w, policy, 600, workers=2, seed=1, learned_cache="hit=0,speedup=1,memory=0.25")
+    larger = simulate(dataclasses.replace(w, size_mb=w.size_mb * 1.25), policy, 600, workers=2, seed=1)
+    assert learned.hits.tolist() == larger.hits.tolist()
+    assert np.array_equal(learned.latency_ms, larger.latency_ms, equal_nan=True)
