@@ -183,6 +183,37 @@ Interference = Annotated[float, typer.Option(help="execution time x (1 + K (busy
 LoadInterference = Annotated[float, typer.Option(help="execution time x (1 + K2 loads), loads = loads running on the "
                                                        "server when it starts; 0: off")]
 
+HostOverheadMb = Annotated[float, typer.Option(help="memory of a model server process, MB (see --hosting); 0: not counted")]
+Hosting = Annotated[str, typer.Option(help="multi: one process per server shared by its models | per-model: one process per model")]
+LearnedCache = Annotated[str, typer.Option(help="GATI learned cache hit=H,speedup=S,memory=F: a fraction H of a model's requests "
+                                                "take S x its exec time; F x its size while resident; 'off'")]
+
+
+def _on_off(values: list[str] | None, flag: str) -> list[bool]:
+    """A sweep's on/off flag values ('off,on' sweeps both)."""
+    words = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    result = []
+    for value in _split(values or ["off"]):
+        if value.lower() not in words:
+            raise ManyModelsError(f"{flag} takes on/off values (comma-separated to sweep both), got {value!r}")
+        result.append(words[value.lower()])
+    return list(dict.fromkeys(result))
+
+
+def _mechanism_settings(shared_weights, adaptive_variants, host_overhead_mb, hosting, learned_cache) -> list[dict]:
+    """Every combination of the swept memory-mechanism values (sweep's extra dimensions)."""
+    import itertools
+
+    try:
+        hosts = [float(v) for v in _split(host_overhead_mb or ["0"])]
+    except ValueError as error:
+        raise ManyModelsError(f"--host-overhead-mb takes numbers: {error}") from error
+    learned = [v.strip() for value in (learned_cache or ["off"]) for v in value.split(";") if v.strip()]
+    return [{"shared_weights": sw, "adaptive_variants": av, "host_overhead_mb": h, "hosting": ho, "learned_cache": lc}
+            for sw, av, h, ho, lc in itertools.product(
+                _on_off(shared_weights, "--shared-weights"), _on_off(adaptive_variants, "--adaptive-variants"),
+                hosts, _split(hosting or ["multi"]), learned)]
+
 
 @cli.command()
 def simulate(
@@ -198,6 +229,12 @@ def simulate(
     records: Annotated[bool, typer.Option(help="also write per-request records", metavar="")] = False,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
     max_wait_ms: MaxWaitMs = 0.0,
+    shared_weights: Annotated[bool, typer.Option("--shared-weights", metavar="", help=(
+        "ShmFaas: models bound to one catalog model share its weights on a server; each instance adds instance_mb"))] = False,
+    adaptive_variants: Annotated[bool, typer.Option("--adaptive-variants", metavar="", help=(
+        "swap a resident model for a smaller variant of its family instead of evicting it; serve a request by a "
+        "smaller resident variant"))] = False,
+    host_overhead_mb: HostOverheadMb = 0.0, hosting: Hosting = "multi", learned_cache: LearnedCache = "off",
     interference: Interference = 0.0,
     load_interference: LoadInterference = 0.0,
 ) -> None:
@@ -207,7 +244,9 @@ def simulate(
 
     params = _policy_params(ttl_min, alpha, beta, cost).get(policy, {})
     run_one(workload, policy, memory_mb, out, servers=servers, workers=workers, seed=seed, no_latency=no_latency,
-            policy_params=params, records=records, max_wait_ms=max_wait_ms or None, interference=interference,
+            policy_params=params, records=records, max_wait_ms=max_wait_ms or None,
+            shared_weights=shared_weights, adaptive_variants=adaptive_variants, host_overhead_mb=host_overhead_mb,
+            hosting=hosting, learned_cache=learned_cache, interference=interference,
             load_interference=load_interference)
 
 
@@ -232,6 +271,13 @@ def sweep(
     max_wait_ms: MaxWaitMs = 0.0,
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
+    shared_weights: Annotated[list[str] | None, typer.Option(help="on, off, or off,on (a sweep dimension)")] = None,
+    adaptive_variants: Annotated[list[str] | None, typer.Option(help="on, off, or off,on (a sweep dimension)")] = None,
+    host_overhead_mb: Annotated[list[str] | None, typer.Option(
+        help="host process memory, MB (repeat or comma-separate: a sweep dimension)")] = None,
+    hosting: Annotated[list[str] | None, typer.Option(help="multi and/or per-model (a sweep dimension)")] = None,
+    learned_cache: Annotated[list[str] | None, typer.Option(
+        help="hit=H,speedup=S,memory=F or off (repeat, or separate with ';': a sweep dimension)")] = None,
     interference: Annotated[list[str] | None, typer.Option(
         help="interference K values (comma list: an extra sweep dimension, column `interference`; default 0)")] = None,
     load_interference: Annotated[list[str] | None, typer.Option(
@@ -255,10 +301,27 @@ def sweep(
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
                 scheduler=scheduler, dask_workers=dask_workers, max_wait_ms=max_wait_ms or None,
+                mechanisms=_mechanism_settings(shared_weights, adaptive_variants, host_overhead_mb, hosting, learned_cache),
                 interference=k_list, load_interference=k2_list)
-    flat = write_summary(table, workload, out, fractions)
+    flat = write_summary(_configurations(table), workload, out, fractions)
     if metrics is not None:
         _write_json(metrics, flat)
+
+
+def _configurations(table):
+    """For the sweep summary: when memory-mechanism settings were swept, each (policy, setting) is
+    compared as its own configuration ('lru+shared-weights'), so the spread and winners never mix
+    settings."""
+    import polars as pl
+
+    from .simulate.run import MECHANISM_COLUMNS, mechanism_label
+
+    swept = [c for c in MECHANISM_COLUMNS if c in table.columns and table[c].n_unique() > 1]
+    if not swept:
+        return table
+    labels = [mechanism_label(row) for row in table.select(list(MECHANISM_COLUMNS)).iter_rows(named=True)]
+    return table.with_columns(pl.Series("policy", [p + ("+" + lab if lab else "") for p, lab in
+                                                   zip(table["policy"].to_list(), labels)]))
 
 
 @cli.command()

@@ -685,7 +685,7 @@ C_NEV, C_SEQ, C_EVICTIONS, C_NMEM, C_PHEAD, C_PTAIL, C_LOADS, C_BYTES = range(8)
 # E_FCTR slots
 FC_LOADTIME, FC_END = range(2)
 # beyond eviction in time (keep-alive with pre-warming, interference): more E entries, after the others
-E_XP, E_LOADRUN, E_KI, E_KF, E_HIST, E_KCTR = range(31, 37)
+E_XP, E_LOADRUN, E_KI, E_KF, E_HIST, E_KCTR = range(32, 38)  # after E_B (31, the memory mechanisms)
 # E_XP slots: the mechanisms' parameters (`xparams` of event_loop)
 (XP_INTERF, XP_LOADINTERF, XP_WORKERS, XP_MODE, XP_FIXED_MS, XP_BIN_MS, XP_BINS, XP_MIN_SAMPLES, XP_CV,
  XP_HEAD_PCT, XP_TAIL_PCT, XP_MARGIN, XP_OOB_SHARE, XP_FC_MARGIN, XP_FC_MIN_SAMPLES, XP_FC_DEVS) = range(16)
@@ -745,13 +745,16 @@ def _dispatch(E, s, tau, exe):
             continue
         status[j] = STARTED
         slots[s] -= 1
-        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + _exec_time(E, s, exe[m]), ctr[C_SEQ],
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + _exec_time(E, s, exe[m] * E[E_B][B_XMUL][j]),
+                             ctr[C_SEQ],
                              EV_EXEC, j)
         ctr[C_SEQ] += 1
 
 
 @njit(cache=True)
 def _start_load(E, kind, P, m, tau, size, load, unload):
+    if E[E_B][B_INTS][BI_ON] != 0:
+        return _b_start_load(E, kind, P, m, tau, size, load, unload)
     need = size[m]
     free, evictable = E[E_FREE], E[E_EVICTABLE]
     possible = False
@@ -815,6 +818,329 @@ def _unpinned(E, kind, P, m, tau, size):
     if E[E_MSTATE][m] == LOADED:
         E[E_EVICTABLE][E[E_SERVER][m]] += size[m]
         pol_unpin(kind, P, m)
+
+
+# ---------------------------------------------------------------- memory mechanisms (issue 13)
+# B = E[E_B]: the memory mechanisms' state (shared weights, memory-adaptive variants, host process,
+# learned cache). Every array exists (length >= 1) when they are off, so one compiled loop serves
+# every run; with B_INTS[BI_ON] == 0 the loop runs exactly as without them.
+# Memory of a model m at its current variant v = var[m] on server k: its instance bytes (minst[m]
+# at its own variant, kinst[v] at another; unshared: the whole footprint), plus the weights kw[v]
+# once per (server, catalog model) (0 unless --shared-weights), plus the host process BI_HOST once
+# per server hosting any model (multi-model hosting). The loop's `size[m]` is then instance +
+# weights (an upper bound of what evicting m frees, host aside), used for the evictable sums.
+E_B = 31
+(B_INTS, B_VAR, B_BASE, B_KINST, B_KW, B_MINST, B_WCOUNT, B_NHOSTED, B_SMALLER, B_VHEAD, B_VPREV, B_VNEXT,
+ B_SERVED, B_XMUL, B_KTIMES, B_MTIMES, B_MEMU, B_EXE) = range(18)  # B_EXE: the loop's `exe` array itself
+# B_INTS slots
+BI_ON, BI_SHARED, BI_ADAPT, BI_HOST, BI_DOWNGRADES, BI_REDIRECTS, BI_DG, BI_DGV = range(8)
+NOT_LISTED = -2
+
+
+@njit(cache=True)
+def _b_inst(B, m):
+    v = B[B_VAR][m]
+    return B[B_MINST][m] if v == B[B_BASE][m] else B[B_KINST][v]
+
+
+@njit(cache=True)
+def _b_full(B, m):
+    """m's unshared footprint at its current variant (instance + weights)."""
+    return _b_inst(B, m) + B[B_KW][B[B_VAR][m]]
+
+
+@njit(cache=True)
+def _b_need(B, m, k):
+    """Bytes m (at its current variant) adds on server k: its instance, its weights unless an
+    instance of the same catalog model holds them there, the host process if k hosts nothing."""
+    v = B[B_VAR][m]
+    need = _b_inst(B, m)
+    if B[B_WCOUNT][k, v] == 0:
+        need += B[B_KW][v]
+    if B[B_NHOSTED][k] == 0:
+        need += B[B_INTS][BI_HOST]
+    return need
+
+
+@njit(cache=True)
+def _b_hold(B, m, k):
+    B[B_WCOUNT][k, B[B_VAR][m]] += 1
+    B[B_NHOSTED][k] += 1
+
+
+@njit(cache=True)
+def _b_drop(B, m, k):
+    """Take m's instance off server k's counts; return the bytes that frees (its weights with the
+    last instance of its catalog model there, the host process with the last model)."""
+    v = B[B_VAR][m]
+    wcount = B[B_WCOUNT]
+    freed = _b_inst(B, m)
+    wcount[k, v] -= 1
+    if wcount[k, v] == 0:
+        freed += B[B_KW][v]
+    B[B_NHOSTED][k] -= 1
+    if B[B_NHOSTED][k] == 0:
+        freed += B[B_INTS][BI_HOST]
+    return freed
+
+
+@njit(cache=True)
+def _b_vlist_add(B, m):
+    """m is loaded: listed under its variant (the resident variants a request may be served by)."""
+    v, head, prev, nxt = B[B_VAR][m], B[B_VHEAD], B[B_VPREV], B[B_VNEXT]
+    if prev[m] != NOT_LISTED:
+        return
+    prev[m] = -1
+    nxt[m] = head[v]
+    if head[v] >= 0:
+        prev[head[v]] = m
+    head[v] = m
+
+
+@njit(cache=True)
+def _b_vlist_remove(B, m):
+    v, head, prev, nxt = B[B_VAR][m], B[B_VHEAD], B[B_VPREV], B[B_VNEXT]
+    p = prev[m]
+    if p == NOT_LISTED:
+        return
+    q = nxt[m]
+    if p >= 0:
+        nxt[p] = q
+    else:
+        head[v] = q
+    if q >= 0:
+        prev[q] = p
+    prev[m] = NOT_LISTED
+
+
+@njit(cache=True)
+def _b_evicted(B, c, size, load, unload):
+    """c left memory: unlisted, and back to its own variant (profile, size) for its next load."""
+    if B[B_INTS][BI_ADAPT] != 0:
+        _b_vlist_remove(B, c)
+        if B[B_VAR][c] != B[B_BASE][c]:
+            B[B_VAR][c] = B[B_BASE][c]
+            times = B[B_MTIMES]
+            load[c] = times[0, c]
+            B[B_EXE][c] = times[1, c]
+            unload[c] = times[2, c]
+    size[c] = _b_full(B, c)
+
+
+@njit(cache=True)
+def _b_downgrade_to(B, c, k, deficit, m):
+    """The largest smaller variant of c's family whose swap for c frees at least `deficit` bytes
+    on server k for loading m (-1: none). Weights m will use are not counted as freed."""
+    v, wcount, kw, kinst, smaller = B[B_VAR][c], B[B_WCOUNT], B[B_KW], B[B_KINST], B[B_SMALLER]
+    current = _b_inst(B, c)
+    if wcount[k, v] == 1 and B[B_VAR][m] != v:
+        current += kw[v]
+    u = smaller[v]
+    while u >= 0:
+        gain = current - kinst[u]
+        if wcount[k, u] == 0:
+            gain -= kw[u]
+        if gain >= deficit:
+            return u
+        u = smaller[u]
+    return -1
+
+
+@njit(cache=True)
+def _b_make_room(E, kind, P, m, tau, size, unload):
+    """`make_room` with the mechanisms' memory: the bytes needed depend on the server (weights
+    already there, host process); walking the evictable residents in the policy's order, a
+    candidate whose swap for a smaller variant frees what is still missing on its server is
+    downgraded instead of evicted (--adaptive-variants; left in B_INTS[BI_DG], [BI_DGV]).
+    Returns (server or -1, unload ms, evicted count in evbuf, bytes freed by the evictions)."""
+    B = E[E_B]
+    bi = B[B_INTS]
+    free, server_of, mstate, pins = E[E_FREE], E[E_SERVER], E[E_MSTATE], E[E_PINS]
+    freed, cbuf, evbuf = E[E_FREED], E[E_CBUF], E[E_EVBUF]
+    bi[BI_DG] = -1
+    servers = free.shape[0]
+    best = -1
+    for k in range(servers):
+        if free[k] >= _b_need(B, m, k) and (best < 0 or free[k] > free[best]):
+            best = k
+    if best >= 0:
+        return best, 0.0, 0, 0
+    for k in range(servers):
+        freed[k] = 0
+    adapt = bi[BI_ADAPT] != 0
+    nc = 0
+    s = -1
+    dg = -1
+    while True:
+        c = pol_next(kind, P, tau)
+        if c < 0:
+            break
+        if mstate[c] != LOADED or pins[c] != 0:
+            continue
+        k = server_of[c]
+        if adapt:
+            u = _b_downgrade_to(B, c, k, _b_need(B, m, k) - free[k] - freed[k], m)
+            if u >= 0:
+                dg = c
+                bi[BI_DGV] = u
+                s = k
+                break
+        freed[k] += _b_drop(B, c, k)  # tentatively: counts restored below
+        cbuf[nc] = c
+        nc += 1
+        if free[k] + freed[k] >= _b_need(B, m, k):
+            s = k
+            break
+    for j in range(nc):
+        _b_hold(B, cbuf[j], server_of[cbuf[j]])
+    if s < 0:
+        pol_end(kind, P)
+        return -1, 0.0, 0, 0
+    ns = 0
+    for j in range(nc):
+        if server_of[cbuf[j]] == s:
+            evbuf[ns] = cbuf[j]
+            ns += 1
+    nsel = ns
+    if dg < 0 and kind != LRU and kind != FIFO and kind != TTL:
+        nsel = pol_select(kind, P, evbuf, ns, _b_need(B, m, s) - free[s], size)  # CremeBrulee: largest first
+    unload_ms = 0.0
+    freed_bytes = 0
+    ne = 0
+    for sweep in range(2):  # the selection, then (if shared weights left it short) the candidates in order
+        for j in range(nsel if sweep == 0 else nc):
+            if dg < 0 and free[s] >= _b_need(B, m, s):
+                break
+            c = evbuf[j] if sweep == 0 else cbuf[j]
+            if server_of[c] != s or mstate[c] != LOADED:
+                continue
+            f = _b_drop(B, c, s)
+            free[s] += f
+            freed_bytes += f
+            unload_ms += unload[c]
+            pol_remove(kind, P, c)
+            server_of[c] = -1
+            mstate[c] = ABSENT
+            evbuf[ne] = c
+            ne += 1
+    pol_end(kind, P)
+    bi[BI_DG] = dg
+    return s, unload_ms, ne, freed_bytes
+
+
+@njit(cache=True)
+def _b_start_load(E, kind, P, m, tau, size, load, unload):
+    """`_start_load` with the memory mechanisms (B_INTS[BI_ON]): shared weights, downgrades,
+    host process; also records the unshared-equivalent memory change (B_MEMU)."""
+    B = E[E_B]
+    bi = B[B_INTS]
+    free, evictable = E[E_FREE], E[E_EVICTABLE]
+    possible = False
+    least = _b_inst(B, m)
+    for k in range(free.shape[0]):
+        if free[k] + evictable[k] + bi[BI_HOST] >= least:
+            possible = True
+            break
+    if not possible:
+        return False
+    exe = B[B_EXE]
+    s, unload_ms, ne, freed_bytes = _b_make_room(E, kind, P, m, tau, size, unload)
+    if s < 0:
+        return False
+    ctr = E[E_CTR]
+    evbuf, server_of, mstate = E[E_EVBUF], E[E_SERVER], E[E_MSTATE]
+    unshared = 0
+    for j in range(ne):
+        c = evbuf[j]
+        server_of[c] = s  # for _drop_queue
+        _drop_queue(E, c)
+        server_of[c] = -1
+        evictable[s] -= size[c]
+        unshared -= size[c]
+        _b_evicted(B, c, size, load, unload)
+    ctr[C_EVICTIONS] += ne
+    dg = bi[BI_DG]
+    if dg >= 0:  # swap dg for its smaller variant: unload it, load the variant (a load: dg waits)
+        u = bi[BI_DGV]
+        old_full = size[dg]
+        f = _b_drop(B, dg, s)
+        _b_vlist_remove(B, dg)
+        B[B_VAR][dg] = u
+        added = _b_need(B, dg, s)
+        _b_hold(B, dg, s)
+        free[s] += f - added
+        freed_bytes += f - added
+        evictable[s] -= old_full
+        size[dg] = _b_full(B, dg)
+        unshared -= old_full - size[dg]
+        kt = B[B_KTIMES]
+        swap_ms = unload[dg] + kt[0, u]
+        load[dg] = kt[0, u]
+        exe[dg] = kt[1, u]
+        unload[dg] = kt[2, u]
+        mstate[dg] = LOADING
+        E[E_LOADRUN][s] += 1
+        pol_pin(kind, P, dg)
+        bi[BI_DOWNGRADES] += 1
+        ctr[C_LOADS] += 1
+        ctr[C_BYTES] += added
+        E[E_FCTR][FC_LOADTIME] += load[dg]
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + swap_ms, ctr[C_SEQ], EV_LOAD, dg)
+        ctr[C_SEQ] += 1
+    need = _b_need(B, m, s)
+    _b_hold(B, m, s)
+    host_added = bi[BI_HOST] if B[B_NHOSTED][s] - 1 + ne == 0 else 0
+    free[s] -= need
+    server_of[m] = s
+    E[E_LOADRUN][s] += 1
+    mstate[m] = LOADING
+    E[E_MEMT][ctr[C_NMEM]] = tau
+    E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
+    B[B_MEMU][ctr[C_NMEM]] = unshared + size[m] + host_added
+    ctr[C_NMEM] += 1
+    ctr[C_LOADS] += 1
+    ctr[C_BYTES] += need
+    E[E_FCTR][FC_LOADTIME] += load[m]
+    pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
+    pol_pin(kind, P, m)
+    ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
+                         EV_LOAD, m)
+    ctr[C_SEQ] += 1
+    return True
+
+
+@njit(cache=True)
+def _b_expired(E, c, size, load, unload):
+    """Keep-alive expiry of c with the memory mechanisms: release its memory, record the change
+    (shared and unshared-equivalent) at E_MEMD/B_MEMU's next slot; return the bytes freed."""
+    B = E[E_B]
+    s = E[E_SERVER][c]
+    f = _b_drop(B, c, s)
+    E[E_FREE][s] += f
+    E[E_EVICTABLE][s] -= size[c]
+    B[B_MEMU][E[E_CTR][C_NMEM]] = -size[c] - (B[B_INTS][BI_HOST] if B[B_NHOSTED][s] == 0 else 0)
+    _b_evicted(B, c, size, load, unload)
+    return f
+
+
+@njit(cache=True)
+def _b_redirect(E, m):
+    """--adaptive-variants: a request for m (not resident, no load under way) that does not fit in
+    free memory on any server is served by the largest loaded smaller variant of its family, if
+    one is resident anywhere (its model is returned; -1: none)."""
+    B = E[E_B]
+    free = E[E_FREE]
+    for k in range(free.shape[0]):
+        if free[k] >= _b_need(B, m, k):
+            return -1
+    head, smaller = B[B_VHEAD], B[B_SMALLER]
+    u = smaller[B[B_BASE][m]]
+    while u >= 0:
+        if head[u] >= 0:
+            B[B_INTS][BI_REDIRECTS] += 1
+            return head[u]
+        u = smaller[u]
+    return -1
 
 
 # ---------------------------------------------------------------- beyond eviction in time
@@ -903,18 +1229,22 @@ def _ka_window(xp, ki, kf, hist, m):
 
 
 @njit(cache=True)
-def _ka_unload(E, kind, P, m, t, size):
+def _ka_unload(E, kind, P, m, t, size, load, unload):
     """Unload the loaded, idle model m now (kept-alive window over, or unloaded to be pre-warmed)."""
     s = E[E_SERVER][m]
     _drop_queue(E, m)
-    E[E_FREE][s] += size[m]
-    E[E_EVICTABLE][s] -= size[m]
+    released = size[m]
+    if E[E_B][B_INTS][BI_ON] != 0:
+        released = _b_expired(E, m, size, load, unload)
+    else:
+        E[E_FREE][s] += size[m]
+        E[E_EVICTABLE][s] -= size[m]
     E[E_SERVER][m] = -1
     E[E_MSTATE][m] = ABSENT
     pol_remove(kind, P, m)
     ctr = E[E_CTR]
     E[E_MEMT][ctr[C_NMEM]] = t
-    E[E_MEMD][ctr[C_NMEM]] = -size[m]
+    E[E_MEMD][ctr[C_NMEM]] = -released
     ctr[C_NMEM] += 1
     ctr[C_EVICTIONS] += 1
     ki = E[E_KI]
@@ -935,7 +1265,7 @@ def _ka_idle(E, kind, P, m, tau, size, load, unload):
         kf[KF_EXPIRE_AT, m] = tau + keep
         _timer_set(ki, kf, kc, m, tau + prewarm, T_PREWARM)
         if loaded:
-            _ka_unload(E, kind, P, m, tau, size)
+            _ka_unload(E, kind, P, m, tau, size, load, unload)
             _try_pending(E, kind, P, tau, size, load, unload)
     elif loaded:
         _timer_set(ki, kf, kc, m, tau + keep, T_EXPIRE)
@@ -969,7 +1299,7 @@ def _ka_timer(E, kind, P, t, size, load, unload):
     mstate = E[E_MSTATE]
     if ki[KI_TKIND, m] == T_EXPIRE:
         if mstate[m] == LOADED and E[E_PINS][m] == 0:
-            _ka_unload(E, kind, P, m, t, size)
+            _ka_unload(E, kind, P, m, t, size, load, unload)
             _try_pending(E, kind, P, t, size, load, unload)
         return
     free = E[E_FREE]
@@ -1013,7 +1343,7 @@ def keepalive_params(mode: int, fixed_ms: float, workers: int, interference: flo
 
 
 @njit(cache=True)
-def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms,
+def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms, B,
                xparams, xout):
     n = times.shape[0]
     n_models = size.shape[0]
@@ -1037,7 +1367,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
          np.empty(n_events), np.empty(n_events, np.int64), np.empty(n_events, np.int8), np.empty(n_events, np.int64),
          np.empty(n_mem), np.empty(n_mem, np.int64),
          np.empty(n_models, np.int64), np.empty(n_models, np.int64), np.empty(n_models), np.zeros(servers, np.int64),
-         np.full(n_models, -1, np.int64), np.zeros(2)) + (
+         np.full(n_models, -1, np.int64), np.zeros(2), B) + (
          xparams, np.zeros(servers, np.int64), np.full((KI_ROWS, n_models), -1, np.int64), np.zeros((KF_ROWS, n_models)),
          np.zeros((n_models if keepalive else 1, int(xparams[XP_BINS]) if keepalive else 1), np.int64),
          np.zeros(8, np.int64))
@@ -1055,6 +1385,10 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     use_timeout = max_wait_ms >= 0.0
     expires = kind == TTL or kind < 0
     pol_start(kind, P)
+    beyond = B[B_INTS][BI_ON] != 0  # the memory mechanisms (B)
+    adapt = B[B_INTS][BI_ADAPT] != 0
+    host_bytes = B[B_INTS][BI_HOST]
+    xmul = B[B_XMUL]
     i = 0
     to = 0
     inf = np.inf
@@ -1093,6 +1427,8 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             else:
                 m = x
                 mstate[m] = LOADED
+                if adapt:
+                    _b_vlist_add(B, m)
                 s = server_of[m]
                 E[E_LOADRUN][s] -= 1
                 if pins[m] == 0:
@@ -1121,23 +1457,34 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
         else:  # a request arrives
             t = ta
             m = models[i]
+            if adapt and mstate[m] == ABSENT and pending[m] == 0:
+                redirect = _b_redirect(E, m)
+                if redirect >= 0:  # served by a smaller resident variant
+                    models[i] = redirect
+                    m = redirect
+            if beyond:
+                B[B_SERVED][i] = B[B_VAR][m]
             if expires:
                 ne = pol_expire(kind, P, t, mstate, pins, E[E_IDLE], evbuf, evtime)
                 for j in range(ne):
                     c = evbuf[j]
                     s = server_of[c]
                     _drop_queue(E, c)
-                    free[s] += size[c]
-                    evictable[s] -= size[c]
+                    released = size[c]
+                    if beyond:
+                        released = _b_expired(E, c, size, load, unload)
+                    else:
+                        free[s] += size[c]
+                        evictable[s] -= size[c]
                     server_of[c] = -1
                     mstate[c] = ABSENT
                     E[E_MEMT][ctr[C_NMEM]] = evtime[j]
-                    E[E_MEMD][ctr[C_NMEM]] = -size[c]
+                    E[E_MEMD][ctr[C_NMEM]] = -released
                     ctr[C_NMEM] += 1
                 ctr[C_EVICTIONS] += ne
                 if ne > 0:
                     _try_pending(E, kind, P, t, size, load, unload)
-            if size[m] > capacity:
+            if size[m] + host_bytes > capacity:
                 rejected[i] = True
                 status[i] = STARTED
                 i += 1
@@ -1165,7 +1512,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     qtail[m] = -1
                     status[i] = STARTED
                     slots[s] -= 1
-                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + _exec_time(E, s, exe[m]), ctr[C_SEQ],
+                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + _exec_time(E, s, exe[m] * xmul[i]), ctr[C_SEQ],
                                          EV_EXEC, i)
                     ctr[C_SEQ] += 1
                 else:

@@ -27,9 +27,10 @@ from ..logs import log
 from ..workload.layout import require_workload
 
 OFFLINE_POLICIES = ("belady", "cremebrulee-oracle")
-# mechanism settings a sweep may vary beside policy, memory and seed (columns of sweep.parquet); the
-# spread and the winners are per value of each
-SWEEP_DIMENSIONS = ("interference", "load_interference")
+# mechanism settings a sweep may vary beside policy, memory and seed (columns of sweep.parquet), with
+# their value when off (the CLI's sweep compares each swept setting as its own configuration)
+SWEEP_DIMENSIONS = {"interference": 0.0, "load_interference": 0.0, "shared_weights": False, "adaptive_variants": False,
+                    "host_overhead_mb": 0.0, "hosting": "multi", "learned_cache": "off"}
 
 
 def requested_model_mb(workload_dir: Path) -> float:
@@ -60,8 +61,7 @@ def spread_table(table: pl.DataFrame) -> pl.DataFrame:
     """Per policy and memory size: the hit ratio and p99 latency over seeds, and overloaded runs."""
     overloaded = ([pl.col("overloaded").cast(pl.Int64).sum().alias("overloaded_runs")]
                   if "overloaded" in table.columns else [pl.lit(None, pl.Int64).alias("overloaded_runs")])
-    dims = [d for d in SWEEP_DIMENSIONS if d in table.columns]
-    return table.group_by("policy", "memory_mb", *dims).agg(
+    return table.group_by("policy", "memory_mb").agg(
         pl.len().alias("seeds"), pl.col("requests").first().alias("requests"),
         pl.col("hit_ratio").mean().alias("hit_ratio_mean"), pl.col("hit_ratio").min().alias("hit_ratio_min"),
         pl.col("hit_ratio").max().alias("hit_ratio_max"), pl.col("hit_ratio").std(ddof=0).alias("hit_ratio_std"),
@@ -69,18 +69,11 @@ def spread_table(table: pl.DataFrame) -> pl.DataFrame:
         pl.col("latency_p99_ms").max().alias("latency_p99_ms_max"),
         pl.col("cold_starts").mean().alias("cold_starts_mean"), pl.col("rejected_ratio").mean().alias("rejected_ratio_mean"),
         *overloaded,
-    ).with_columns(pl.col("policy").is_in(list(OFFLINE_POLICIES)).alias("offline")).sort("memory_mb", *dims, "policy")
+    ).with_columns(pl.col("policy").is_in(list(OFFLINE_POLICIES)).alias("offline")).sort("memory_mb", "policy")
 
 
 def winners(spread: pl.DataFrame, online_only: bool = True) -> pl.DataFrame:
-    """Per memory size: best and runner-up by mean hit ratio, margin, seed spread, meaningful or not
-    (per value of each sweep dimension that varies, given as extra columns)."""
-    dims = [d for d in SWEEP_DIMENSIONS if d in spread.columns and spread[d].n_unique() > 1]
-    if dims:
-        parts = [winners(group.drop(dims), online_only).with_columns(
-                 [pl.lit(v, pl.Float64).alias(d) for d, v in zip(dims, key, strict=True)])
-                 for key, group in spread.sort(dims).group_by(dims, maintain_order=True)]
-        return pl.concat(parts)
+    """Per memory size: best and runner-up by mean hit ratio, margin, seed spread, meaningful or not."""
     data = spread.filter(~pl.col("offline")) if online_only else spread
     rows = []
     for memory in sorted(data["memory_mb"].unique().to_list()):

@@ -23,7 +23,10 @@ residents (loaded, no queued or running work), as `ttl` and `lru` do. The rules,
 - Forecaster: an exponentially weighted mean mu and mean absolute deviation d of the model's ITs
   (gains 1/8 and 1/4, as TCP's round-trip-time estimator; the first IT x gives mu = x, d = x / 2);
   pre-warm at max(mu - `fc_devs` d, 0) x (1 - `fc_margin`), keep alive until (mu + `fc_devs` d) x
-  (1 + `fc_margin`), with 2 deviations and the paper's 15% ARIMA margin.
+  (1 + `fc_margin`) but at least one histogram bin (1 minute, the hybrid policy's resolution), with 4
+  deviations (as TCP's retransmission timeout, srtt + 4 rttvar) and the paper's 15% ARIMA margin.
+  (With 2 deviations, Poisson-like models were kept about 3 mean idle times: on the default replay
+  workload a third of the requests then waited for a load.)
 - A window with pre-warm > 0 unloads the model right after its completion and loads it again (a
   pre-warm, without a request) at the pre-warm time; it then stays until the keep-alive end
   (measured from the completion) unless a request comes. Pre-warm 0: the model stays loaded until
