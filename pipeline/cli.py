@@ -332,7 +332,8 @@ def beyond(
     memory_fractions: Annotated[list[str] | None, typer.Option(
         help="memory sizes as fractions of each workload's requested-model memory")] = None,
     mechanisms: Annotated[list[str] | None, typer.Option(
-        help="mechanisms: plain, keep-alive, hybrid-histogram, forecast-prewarm, interference, load-interference")] = None,
+        help="mechanisms: plain, keep-alive, hybrid-histogram, forecast-prewarm, interference, load-interference, "
+             "shared-weights, adaptive-variants, learned-cache, host-overhead")] = None,
     seed: Annotated[int, typer.Option(help="simulator seed")] = 0,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
     workers: Annotated[list[str] | None, typer.Option(
@@ -340,6 +341,9 @@ def beyond(
     ttl_min: Annotated[float, typer.Option(help="keep-alive minutes (keep-alive; fallback of the pre-warm policies)")] = 10.0,
     interference: Annotated[float, typer.Option(help="K of the interference mechanism")] = 0.5,
     load_interference: Annotated[float, typer.Option(help="K2 of the load-interference mechanism")] = 0.5,
+    learned_cache: Annotated[str, typer.Option(help="the learned-cache mechanism's hit=H,speedup=S,memory=F")] = (
+        "hit=0.3,speedup=0.4,memory=0.1"),
+    host_overhead_mb: Annotated[float, typer.Option(help="the host-overhead mechanism's process memory, MB")] = 200.0,
     metrics: Annotated[Path | None, typer.Option(help="write the headline JSON (DVC metrics) here")] = None,
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
@@ -353,9 +357,11 @@ def beyond(
     except ValueError as error:
         raise ManyModelsError(f"--memory-fractions and --workers take numbers: {error}") from error
     names = _split(mechanisms) if mechanisms else list(mechanism_runs(ttl_min, interference, load_interference))
+
     table = run_beyond(workloads_dir, _split(workloads or ["replay"]), fractions, names, out, seed=seed,
                        servers=servers, workers=slots, ttl_min=ttl_min, interference=interference,
-                       load_interference=load_interference, scheduler=scheduler, dask_workers=dask_workers)
+                       load_interference=load_interference, scheduler=scheduler, dask_workers=dask_workers,
+                       learned_cache=learned_cache, host_overhead_mb=host_overhead_mb)
     if metrics is not None:
         _write_json(metrics, beyond_headline(table))
 

@@ -9,7 +9,11 @@ policy (LRU, the eviction the mechanisms are compared with):
 - `keep-alive`: fixed keep-alive (`ttl`, `ttl_min` minutes), the serverless baseline;
 - `hybrid-histogram`, `forecast-prewarm`: keep-alive with pre-warming (policies/keepalive.py);
 - `interference`, `load-interference`: LRU with execution slowed by concurrent executions (K) or by
-  running loads (K2) on the server (core.simulate).
+  running loads (K2) on the server (core.simulate);
+- `shared-weights`, `adaptive-variants`, `learned-cache`, `host-overhead`: the memory mechanisms
+  (mechanisms.py): weights shared per catalog model (the memory sharing saves is in the metrics
+  `shared_weights_saved_peak` / `_time`), smaller variants instead of evictions, a learned early-exit
+  cache (`learned_cache` spec), a model-server process per server (`host_overhead_mb`).
 
 Inference slots (`workers`) may be given per workload: a workload whose mean concurrent execution
 exceeds the slots is overloaded under every mechanism, and its latencies say nothing about them.
@@ -36,7 +40,8 @@ from .summary import requested_model_mb
 PLAIN = "plain"
 
 
-def mechanism_runs(ttl_min: float, interference: float, load_interference: float) -> dict[str, dict]:
+def mechanism_runs(ttl_min: float, interference: float, load_interference: float,
+                   learned_cache: str = "hit=0.3,speedup=0.4,memory=0.1", host_overhead_mb: float = 200.0) -> dict[str, dict]:
     """Every known mechanism: its `run_one` arguments."""
     keep = {"ttl_min": float(ttl_min)}
     return {
@@ -46,6 +51,10 @@ def mechanism_runs(ttl_min: float, interference: float, load_interference: float
         "forecast-prewarm": {"policy": "forecast-prewarm", "policy_params": keep},
         "interference": {"policy": "lru", "interference": float(interference)},
         "load-interference": {"policy": "lru", "load_interference": float(load_interference)},
+        "shared-weights": {"policy": "lru", "shared_weights": True},
+        "adaptive-variants": {"policy": "lru", "adaptive_variants": True},
+        "learned-cache": {"policy": "lru", "learned_cache": learned_cache},
+        "host-overhead": {"policy": "lru", "host_overhead_mb": float(host_overhead_mb)},
     }
 
 
@@ -69,8 +78,9 @@ def _task(task: dict) -> dict:
 def run_beyond(workloads_dir: Path, workloads: list[str], memory_fractions: list[float], mechanisms: list[str],
                out: Path, seed: int = 0, servers: int = 1, workers: int | list[int] = 4, ttl_min: float = 10.0,
                interference: float = 0.5, load_interference: float = 0.5, scheduler: str | None = None,
-               dask_workers: int | None = None) -> pl.DataFrame:
-    known = mechanism_runs(ttl_min, interference, load_interference)
+               dask_workers: int | None = None, learned_cache: str = "hit=0.3,speedup=0.4,memory=0.1",
+               host_overhead_mb: float = 200.0) -> pl.DataFrame:
+    known = mechanism_runs(ttl_min, interference, load_interference, learned_cache, host_overhead_mb)
     unknown = [m for m in mechanisms if m not in known]
     if unknown:
         raise ManyModelsError(f"--mechanisms: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
@@ -102,7 +112,8 @@ def run_beyond(workloads_dir: Path, workloads: list[str], memory_fractions: list
 
 
 HEADLINE_KEYS = ("hit_ratio", "cold_starts", "latency_p99_ms", "memory_time_mb_min", "memory_peak_mb",
-                 "load_time_ms_total", "prewarm_loads", "wasted_prewarms", "overloaded")
+                 "load_time_ms_total", "prewarm_loads", "wasted_prewarms", "overloaded", "accuracy_mean", "downgrades",
+                 "shared_weights_saved_peak", "shared_weights_saved_time")
 
 
 def beyond_headline(table: pl.DataFrame) -> dict:
