@@ -1169,7 +1169,7 @@ def _timer_set(ki, kf, kc, m, when, what):
         kc[K_HEAPN] = heap_push(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ka_sample(xp, ki, kf, hist, m, x):
     """One idle time x (ms) of model m: into its histogram (or counted beyond its range) and its
     forecaster (EWMA mean and mean deviation, gains 1/8 and 1/4, as TCP's round-trip-time estimator)."""
@@ -1253,25 +1253,32 @@ def _ka_unload(E, kind, P, m, t, size, load, unload):
         E[E_KCTR][K_WASTED] += 1
 
 
-@njit(cache=True, inline="always")
-def _ka_idle(E, kind, P, m, tau, size, load, unload):
-    """m has no queued or running work from tau on: its idle time starts; unload it and pre-warm
-    later, or keep it alive until its window ends."""
-    ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
+@njit(cache=True)
+def _ka_decide(xp, ki, kf, kc, hist, m, tau, loaded):
+    """m has no queued or running work from tau on: its idle time starts, and its timer is set (pre-warm
+    or keep-alive end). True: unload it now (to be pre-warmed later)."""
     kf[KF_IDLE, m] = tau
-    prewarm, keep = _ka_window(E[E_XP], ki, kf, E[E_HIST], m)
-    loaded = E[E_MSTATE][m] == LOADED
+    prewarm, keep = _ka_window(xp, ki, kf, hist, m)
     if prewarm > 0.0:
         kf[KF_EXPIRE_AT, m] = tau + keep
         _timer_set(ki, kf, kc, m, tau + prewarm, T_PREWARM)
-        if loaded:
-            _ka_unload(E, kind, P, m, tau, size, load, unload)
-            _try_pending(E, kind, P, tau, size, load, unload)
-    elif loaded:
+        return loaded
+    if loaded:
         _timer_set(ki, kf, kc, m, tau + keep, T_EXPIRE)
+    return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def _ka_idle(E, kind, P, m, tau, size, load, unload):
+    """m has no queued or running work from tau on: its idle time starts; unload it and pre-warm
+    later, or keep it alive until its window ends. (The event loop's hot path calls `_ka_decide`
+    itself: a call that takes E costs more than the decision.)"""
+    if _ka_decide(E[E_XP], E[E_KI], E[E_KF], E[E_KCTR], E[E_HIST], m, tau, E[E_MSTATE][m] == LOADED):
+        _ka_unload(E, kind, P, m, tau, size, load, unload)
+        _try_pending(E, kind, P, tau, size, load, unload)
+
+
+@njit(cache=True)
 def _ka_arrive(xp, ki, kf, kc, hist, mstate, m, t):
     """A request for m: its idle time (if it was idle) is a sample; its timer is off; a pre-warm
     it finds loaded (or loading) was used, one it finds evicted was wasted."""
@@ -1376,7 +1383,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
         ki[r] = 0
     ki[KI_KEY2] = np.arange(n_models)
     E[E_KF][KF_IDLE] = -1.0
-    kctr = E[E_KCTR]
+    kctr, kfl, khist = E[E_KCTR], E[E_KF], E[E_HIST]
     ctr, mstate, server_of, pins, pending, pendq = E[E_CTR], E[E_MSTATE], E[E_SERVER], E[E_PINS], E[E_PENDING], E[E_PENDQ]
     qhead, qtail, qnext, status, evictable, slots = E[E_QHEAD], E[E_QTAIL], E[E_QNEXT], E[E_STATUS], E[E_EVICTABLE], E[E_SLOTS]
     et, es, ek, ei, fctr = E[E_ET], E[E_ES], E[E_EK], E[E_EI], E[E_FCTR]
@@ -1395,7 +1402,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     while True:
         te = et[0] if ctr[C_NEV] > 0 else inf
         ta = times[i] if i < n else inf
-        tk = E[E_KF][KF_TIME, ki[KI_HEAP, 0]] if kctr[K_HEAPN] > 0 and i < n else inf  # timers stop at the last arrival
+        tk = kfl[KF_TIME, ki[KI_HEAP, 0]] if kctr[K_HEAPN] > 0 and i < n else inf  # timers stop at the last arrival
         tt = inf
         if use_timeout:
             while to < i and status[to] != WAITING:
@@ -1422,8 +1429,9 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     _dispatch(E, s, tau, exe)
                 if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
                     _try_pending(E, kind, P, tau, size, load, unload)
-                if keepalive and pins[m] == 0:
-                    _ka_idle(E, kind, P, m, tau, size, load, unload)
+                if keepalive and pins[m] == 0 and _ka_decide(xparams, ki, kfl, kctr, khist, m, tau, mstate[m] == LOADED):
+                    _ka_unload(E, kind, P, m, tau, size, load, unload)
+                    _try_pending(E, kind, P, tau, size, load, unload)
             else:
                 m = x
                 mstate[m] = LOADED
@@ -1491,7 +1499,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 continue
             E[E_LASTREQ][m] = i
             if keepalive:
-                _ka_arrive(xparams, ki, E[E_KF], kctr, E[E_HIST], mstate, m, t)
+                _ka_arrive(xparams, ki, kfl, kctr, khist, mstate, m, t)
             pins[m] += 1
             if qtail[m] >= 0:
                 qnext[qtail[m]] = i
