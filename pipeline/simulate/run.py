@@ -15,9 +15,8 @@ from ..cluster import map_on_cluster
 from ..errors import ManyModelsError
 from ..files import atomic_output_dir
 from ..logs import log
-from ..workload.catalog import default_catalog_path, load_catalog_mechanisms
+from ..workload.catalog import EMBEDDED_CATALOG_PATH, default_catalog_path, load_catalog_mechanisms
 from ..workload.layout import check_requests, read_manifest, require_workload
-from ..workload.synthesize import EMBEDDED_CATALOG
 from .core import RunResult, Workload, simulate
 from .mechanisms import check_mechanisms, parse_learned_cache
 from .policies import REGISTRY, make_policy
@@ -49,7 +48,7 @@ def workload_catalog(directory: Path, models: pl.DataFrame, manifest: dict) -> t
     path = (manifest.get("catalog") or {}).get("path")
     if "catalog_model" not in models.columns:
         return None, None
-    if path in (None, EMBEDDED_CATALOG):
+    if path in (None, EMBEDDED_CATALOG_PATH):
         file = default_catalog_path()
     else:
         file = Path(path) if Path(path).is_absolute() or Path(path).exists() else directory / path

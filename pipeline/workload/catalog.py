@@ -51,6 +51,7 @@ def load_catalog(path: Path | None = None) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- the memory mechanisms' columns (issue 13)
 MECHANISM_COLUMNS = ["family", "accuracy_top1", "weights_mb", "instance_mb"]
+EMBEDDED_CATALOG_PATH = "pipeline/data/model_catalog.csv"  # as a workload manifest names the embedded catalog
 
 
 def load_catalog_mechanisms(path: Path | None = None) -> pl.DataFrame:
