@@ -873,6 +873,24 @@ def list_cache_loop(kind, P, times, models, size, capacity):
 C_NEV, C_SEQ, C_EVICTIONS, C_NMEM, C_PHEAD, C_PTAIL, C_LOADS, C_BYTES = range(8)
 # E_FCTR slots
 FC_LOADTIME, FC_END = range(2)
+# beyond eviction in time (keep-alive with pre-warming, interference): more E entries, after the others
+E_XP, E_LOADRUN, E_KI, E_KF, E_HIST, E_KCTR = range(32, 38)  # after E_B (31, the memory mechanisms)
+# E_XP slots: the mechanisms' parameters (`xparams` of event_loop)
+(XP_INTERF, XP_LOADINTERF, XP_WORKERS, XP_MODE, XP_FIXED_MS, XP_BIN_MS, XP_BINS, XP_MIN_SAMPLES, XP_CV,
+ XP_HEAD_PCT, XP_TAIL_PCT, XP_MARGIN, XP_OOB_SHARE, XP_FC_MARGIN, XP_FC_MIN_SAMPLES, XP_FC_DEVS) = range(16)
+XP_SIZE = 16
+KA_OFF, KA_HYBRID, KA_FORECAST = range(3)  # XP_MODE
+# E_KI rows (int64 x models): timer heap, its positions and tie-break, timer kind, idle-time samples,
+# samples beyond the histogram, pre-warmed-and-not-yet-used flag, sum of squared bin counts
+KI_HEAP, KI_HPOS, KI_KEY2, KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ = range(8)
+KI_ROWS = 8
+# E_KF rows (float64 x models): timer time, idle since (-1: busy or never idle), keep-alive end after a
+# pre-warm, forecaster mean and mean deviation of idle times
+KF_TIME, KF_IDLE, KF_EXPIRE_AT, KF_MU, KF_DEV = range(5)
+KF_ROWS = 5
+T_EXPIRE, T_PREWARM = 0, 1
+# E_KCTR slots (also `xout` of event_loop)
+K_HEAPN, K_PREWARMS, K_WASTED, K_SKIPPED, K_USED = range(5)
 
 
 @njit(cache=True)
@@ -916,12 +934,16 @@ def _dispatch(E, s, tau, exe):
             continue
         status[j] = STARTED
         slots[s] -= 1
-        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + exe[m], ctr[C_SEQ], EV_EXEC, j)
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + _exec_time(E, s, exe[m] * E[E_B][B_XMUL][j]),
+                             ctr[C_SEQ],
+                             EV_EXEC, j)
         ctr[C_SEQ] += 1
 
 
 @njit(cache=True)
 def _start_load(E, kind, P, m, tau, size, load, unload):
+    if E[E_B][B_INTS][BI_ON] != 0:
+        return _b_start_load(E, kind, P, m, tau, size, load, unload)
     need = size[m]
     free, evictable = E[E_FREE], E[E_EVICTABLE]
     possible = False
@@ -946,6 +968,7 @@ def _start_load(E, kind, P, m, tau, size, load, unload):
     ctr[C_EVICTIONS] += ne
     free[s] -= need
     server_of[m] = s
+    E[E_LOADRUN][s] += 1
     E[E_MSTATE][m] = LOADING
     E[E_MEMT][ctr[C_NMEM]] = tau
     E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
@@ -986,8 +1009,538 @@ def _unpinned(E, kind, P, m, tau, size):
         pol_unpin(kind, P, m)
 
 
+# ---------------------------------------------------------------- memory mechanisms (issue 13)
+# B = E[E_B]: the memory mechanisms' state (shared weights, memory-adaptive variants, host process,
+# learned cache). Every array exists (length >= 1) when they are off, so one compiled loop serves
+# every run; with B_INTS[BI_ON] == 0 the loop runs exactly as without them.
+# Memory of a model m at its current variant v = var[m] on server k: its instance bytes (minst[m]
+# at its own variant, kinst[v] at another; unshared: the whole footprint), plus the weights kw[v]
+# once per (server, catalog model) (0 unless --shared-weights), plus the host process BI_HOST once
+# per server hosting any model (multi-model hosting). The loop's `size[m]` is then instance +
+# weights (an upper bound of what evicting m frees, host aside), used for the evictable sums.
+E_B = 31
+(B_INTS, B_VAR, B_BASE, B_KINST, B_KW, B_MINST, B_WCOUNT, B_NHOSTED, B_SMALLER, B_VHEAD, B_VPREV, B_VNEXT,
+ B_SERVED, B_XMUL, B_KTIMES, B_MTIMES, B_MEMU, B_EXE) = range(18)  # B_EXE: the loop's `exe` array itself
+# B_INTS slots
+BI_ON, BI_SHARED, BI_ADAPT, BI_HOST, BI_DOWNGRADES, BI_REDIRECTS, BI_DG, BI_DGV = range(8)
+NOT_LISTED = -2
+
+
 @njit(cache=True)
-def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms):
+def _b_inst(B, m):
+    v = B[B_VAR][m]
+    return B[B_MINST][m] if v == B[B_BASE][m] else B[B_KINST][v]
+
+
+@njit(cache=True)
+def _b_full(B, m):
+    """m's unshared footprint at its current variant (instance + weights)."""
+    return _b_inst(B, m) + B[B_KW][B[B_VAR][m]]
+
+
+@njit(cache=True)
+def _b_need(B, m, k):
+    """Bytes m (at its current variant) adds on server k: its instance, its weights unless an
+    instance of the same catalog model holds them there, the host process if k hosts nothing."""
+    v = B[B_VAR][m]
+    need = _b_inst(B, m)
+    if B[B_WCOUNT][k, v] == 0:
+        need += B[B_KW][v]
+    if B[B_NHOSTED][k] == 0:
+        need += B[B_INTS][BI_HOST]
+    return need
+
+
+@njit(cache=True)
+def _b_hold(B, m, k):
+    B[B_WCOUNT][k, B[B_VAR][m]] += 1
+    B[B_NHOSTED][k] += 1
+
+
+@njit(cache=True)
+def _b_drop(B, m, k):
+    """Take m's instance off server k's counts; return the bytes that frees (its weights with the
+    last instance of its catalog model there, the host process with the last model)."""
+    v = B[B_VAR][m]
+    wcount = B[B_WCOUNT]
+    freed = _b_inst(B, m)
+    wcount[k, v] -= 1
+    if wcount[k, v] == 0:
+        freed += B[B_KW][v]
+    B[B_NHOSTED][k] -= 1
+    if B[B_NHOSTED][k] == 0:
+        freed += B[B_INTS][BI_HOST]
+    return freed
+
+
+@njit(cache=True)
+def _b_vlist_add(B, m):
+    """m is loaded: listed under its variant (the resident variants a request may be served by)."""
+    v, head, prev, nxt = B[B_VAR][m], B[B_VHEAD], B[B_VPREV], B[B_VNEXT]
+    if prev[m] != NOT_LISTED:
+        return
+    prev[m] = -1
+    nxt[m] = head[v]
+    if head[v] >= 0:
+        prev[head[v]] = m
+    head[v] = m
+
+
+@njit(cache=True)
+def _b_vlist_remove(B, m):
+    v, head, prev, nxt = B[B_VAR][m], B[B_VHEAD], B[B_VPREV], B[B_VNEXT]
+    p = prev[m]
+    if p == NOT_LISTED:
+        return
+    q = nxt[m]
+    if p >= 0:
+        nxt[p] = q
+    else:
+        head[v] = q
+    if q >= 0:
+        prev[q] = p
+    prev[m] = NOT_LISTED
+
+
+@njit(cache=True)
+def _b_evicted(B, c, size, load, unload):
+    """c left memory: unlisted, and back to its own variant (profile, size) for its next load."""
+    if B[B_INTS][BI_ADAPT] != 0:
+        _b_vlist_remove(B, c)
+        if B[B_VAR][c] != B[B_BASE][c]:
+            B[B_VAR][c] = B[B_BASE][c]
+            times = B[B_MTIMES]
+            load[c] = times[0, c]
+            B[B_EXE][c] = times[1, c]
+            unload[c] = times[2, c]
+    size[c] = _b_full(B, c)
+
+
+@njit(cache=True)
+def _b_downgrade_to(B, c, k, deficit, m):
+    """The largest smaller variant of c's family whose swap for c frees at least `deficit` bytes
+    on server k for loading m (-1: none). Weights m will use are not counted as freed."""
+    v, wcount, kw, kinst, smaller = B[B_VAR][c], B[B_WCOUNT], B[B_KW], B[B_KINST], B[B_SMALLER]
+    current = _b_inst(B, c)
+    if wcount[k, v] == 1 and B[B_VAR][m] != v:
+        current += kw[v]
+    u = smaller[v]
+    while u >= 0:
+        gain = current - kinst[u]
+        if wcount[k, u] == 0:
+            gain -= kw[u]
+        if gain >= deficit:
+            return u
+        u = smaller[u]
+    return -1
+
+
+@njit(cache=True)
+def _b_make_room(E, kind, P, m, tau, size, unload):
+    """`make_room` with the mechanisms' memory: the bytes needed depend on the server (weights
+    already there, host process); walking the evictable residents in the policy's order, a
+    candidate whose swap for a smaller variant frees what is still missing on its server is
+    downgraded instead of evicted (--adaptive-variants; left in B_INTS[BI_DG], [BI_DGV]).
+    Returns (server or -1, unload ms, evicted count in evbuf, bytes freed by the evictions)."""
+    B = E[E_B]
+    bi = B[B_INTS]
+    free, server_of, mstate, pins = E[E_FREE], E[E_SERVER], E[E_MSTATE], E[E_PINS]
+    freed, cbuf, evbuf = E[E_FREED], E[E_CBUF], E[E_EVBUF]
+    bi[BI_DG] = -1
+    servers = free.shape[0]
+    best = -1
+    for k in range(servers):
+        if free[k] >= _b_need(B, m, k) and (best < 0 or free[k] > free[best]):
+            best = k
+    if best >= 0:
+        return best, 0.0, 0, 0
+    for k in range(servers):
+        freed[k] = 0
+    adapt = bi[BI_ADAPT] != 0
+    nc = 0
+    s = -1
+    dg = -1
+    while True:
+        c = pol_next(kind, P, tau)
+        if c < 0:
+            break
+        if mstate[c] != LOADED or pins[c] != 0:
+            continue
+        k = server_of[c]
+        if adapt:
+            u = _b_downgrade_to(B, c, k, _b_need(B, m, k) - free[k] - freed[k], m)
+            if u >= 0:
+                dg = c
+                bi[BI_DGV] = u
+                s = k
+                break
+        freed[k] += _b_drop(B, c, k)  # tentatively: counts restored below
+        cbuf[nc] = c
+        nc += 1
+        if free[k] + freed[k] >= _b_need(B, m, k):
+            s = k
+            break
+    for j in range(nc):
+        _b_hold(B, cbuf[j], server_of[cbuf[j]])
+    if s < 0:
+        pol_end(kind, P)
+        return -1, 0.0, 0, 0
+    ns = 0
+    for j in range(nc):
+        if server_of[cbuf[j]] == s:
+            evbuf[ns] = cbuf[j]
+            ns += 1
+    nsel = ns
+    if dg < 0 and kind != LRU and kind != FIFO and kind != TTL:
+        nsel = pol_select(kind, P, evbuf, ns, _b_need(B, m, s) - free[s], size)  # CremeBrulee: largest first
+    unload_ms = 0.0
+    freed_bytes = 0
+    ne = 0
+    for sweep in range(2):  # the selection, then (if shared weights left it short) the candidates in order
+        for j in range(nsel if sweep == 0 else nc):
+            if dg < 0 and free[s] >= _b_need(B, m, s):
+                break
+            c = evbuf[j] if sweep == 0 else cbuf[j]
+            if server_of[c] != s or mstate[c] != LOADED:
+                continue
+            f = _b_drop(B, c, s)
+            free[s] += f
+            freed_bytes += f
+            unload_ms += unload[c]
+            pol_remove(kind, P, c)
+            server_of[c] = -1
+            mstate[c] = ABSENT
+            evbuf[ne] = c
+            ne += 1
+    pol_end(kind, P)
+    bi[BI_DG] = dg
+    return s, unload_ms, ne, freed_bytes
+
+
+@njit(cache=True)
+def _b_start_load(E, kind, P, m, tau, size, load, unload):
+    """`_start_load` with the memory mechanisms (B_INTS[BI_ON]): shared weights, downgrades,
+    host process; also records the unshared-equivalent memory change (B_MEMU)."""
+    B = E[E_B]
+    bi = B[B_INTS]
+    free, evictable = E[E_FREE], E[E_EVICTABLE]
+    possible = False
+    least = _b_inst(B, m)
+    for k in range(free.shape[0]):
+        if free[k] + evictable[k] + bi[BI_HOST] >= least:
+            possible = True
+            break
+    if not possible:
+        return False
+    exe = B[B_EXE]
+    s, unload_ms, ne, freed_bytes = _b_make_room(E, kind, P, m, tau, size, unload)
+    if s < 0:
+        return False
+    ctr = E[E_CTR]
+    evbuf, server_of, mstate = E[E_EVBUF], E[E_SERVER], E[E_MSTATE]
+    unshared = 0
+    for j in range(ne):
+        c = evbuf[j]
+        server_of[c] = s  # for _drop_queue
+        _drop_queue(E, c)
+        server_of[c] = -1
+        evictable[s] -= size[c]
+        unshared -= size[c]
+        _b_evicted(B, c, size, load, unload)
+    ctr[C_EVICTIONS] += ne
+    dg = bi[BI_DG]
+    if dg >= 0:  # swap dg for its smaller variant: unload it, load the variant (a load: dg waits)
+        u = bi[BI_DGV]
+        old_full = size[dg]
+        f = _b_drop(B, dg, s)
+        _b_vlist_remove(B, dg)
+        B[B_VAR][dg] = u
+        added = _b_need(B, dg, s)
+        _b_hold(B, dg, s)
+        free[s] += f - added
+        freed_bytes += f - added
+        evictable[s] -= old_full
+        size[dg] = _b_full(B, dg)
+        unshared -= old_full - size[dg]
+        kt = B[B_KTIMES]
+        swap_ms = unload[dg] + kt[0, u]
+        load[dg] = kt[0, u]
+        exe[dg] = kt[1, u]
+        unload[dg] = kt[2, u]
+        mstate[dg] = LOADING
+        E[E_LOADRUN][s] += 1
+        pol_pin(kind, P, dg)
+        bi[BI_DOWNGRADES] += 1
+        ctr[C_LOADS] += 1
+        ctr[C_BYTES] += added
+        E[E_FCTR][FC_LOADTIME] += load[dg]
+        ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + swap_ms, ctr[C_SEQ], EV_LOAD, dg)
+        ctr[C_SEQ] += 1
+    need = _b_need(B, m, s)
+    _b_hold(B, m, s)
+    host_added = bi[BI_HOST] if B[B_NHOSTED][s] - 1 + ne == 0 else 0
+    free[s] -= need
+    server_of[m] = s
+    E[E_LOADRUN][s] += 1
+    mstate[m] = LOADING
+    E[E_MEMT][ctr[C_NMEM]] = tau
+    E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
+    B[B_MEMU][ctr[C_NMEM]] = unshared + size[m] + host_added
+    ctr[C_NMEM] += 1
+    ctr[C_LOADS] += 1
+    ctr[C_BYTES] += need
+    E[E_FCTR][FC_LOADTIME] += load[m]
+    pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
+    pol_pin(kind, P, m)
+    ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
+                         EV_LOAD, m)
+    ctr[C_SEQ] += 1
+    return True
+
+
+@njit(cache=True)
+def _b_expired(E, c, size, load, unload):
+    """Keep-alive expiry of c with the memory mechanisms: release its memory, record the change
+    (shared and unshared-equivalent) at E_MEMD/B_MEMU's next slot; return the bytes freed."""
+    B = E[E_B]
+    s = E[E_SERVER][c]
+    f = _b_drop(B, c, s)
+    E[E_FREE][s] += f
+    E[E_EVICTABLE][s] -= size[c]
+    B[B_MEMU][E[E_CTR][C_NMEM]] = -size[c] - (B[B_INTS][BI_HOST] if B[B_NHOSTED][s] == 0 else 0)
+    _b_evicted(B, c, size, load, unload)
+    return f
+
+
+@njit(cache=True)
+def _b_redirect(E, m):
+    """--adaptive-variants: a request for m (not resident, no load under way) that does not fit in
+    free memory on any server is served by the largest loaded smaller variant of its family, if
+    one is resident anywhere (its model is returned; -1: none)."""
+    B = E[E_B]
+    free = E[E_FREE]
+    for k in range(free.shape[0]):
+        if free[k] >= _b_need(B, m, k):
+            return -1
+    head, smaller = B[B_VHEAD], B[B_SMALLER]
+    u = smaller[B[B_BASE][m]]
+    while u >= 0:
+        if head[u] >= 0:
+            B[B_INTS][BI_REDIRECTS] += 1
+            return head[u]
+        u = smaller[u]
+    return -1
+
+
+# ---------------------------------------------------------------- beyond eviction in time
+# Interference (FECBench / Deep-Edge as simple models) and keep-alive with pre-warming (hybrid
+# histogram, Shahrad et al. ATC'20; forecast-driven pre-loading, Barista IC2E'19). Their state is in
+# the E entries E_XP .. E_KCTR; with every parameter zero they change nothing.
+@njit(cache=True, inline="always")
+def _exec_time(E, s, base):
+    """A request's execution time, decided when it starts on server s (its slot already taken):
+    base x (1 + K (busy - 1)) x (1 + K2 loads), busy = executions running on s including it, loads =
+    loads running on s (from their decision, victims' unloads included, to their completion)."""
+    xp = E[E_XP]
+    if xp[XP_INTERF] == 0.0 and xp[XP_LOADINTERF] == 0.0:
+        return base
+    busy = xp[XP_WORKERS] - E[E_SLOTS][s]
+    return base * (1.0 + xp[XP_INTERF] * (busy - 1.0)) * (1.0 + xp[XP_LOADINTERF] * E[E_LOADRUN][s])
+
+
+@njit(cache=True)
+def _timer_set(ki, kf, kc, m, when, what):
+    kf[KF_TIME, m] = when
+    ki[KI_TKIND, m] = what
+    if ki[KI_HPOS, m] >= 0:
+        heap_fix(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    else:
+        kc[K_HEAPN] = heap_push(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+
+
+@njit(cache=True)
+def _ka_sample(xp, ki, kf, hist, m, x):
+    """One idle time x (ms) of model m: into its histogram (or counted beyond its range) and its
+    forecaster (EWMA mean and mean deviation, gains 1/8 and 1/4, as TCP's round-trip-time estimator)."""
+    b = int(x // xp[XP_BIN_MS])
+    ki[KI_NSAMP, m] += 1
+    if b >= int(xp[XP_BINS]):
+        ki[KI_NOOB, m] += 1
+    else:
+        c = hist[m, b]
+        ki[KI_SUMSQ, m] += 2 * c + 1
+        hist[m, b] = c + 1
+    if ki[KI_NSAMP, m] == 1:
+        kf[KF_MU, m] = x
+        kf[KF_DEV, m] = 0.5 * x
+    else:
+        err = x - kf[KF_MU, m]
+        kf[KF_MU, m] += err / 8.0
+        kf[KF_DEV, m] += (abs(err) - kf[KF_DEV, m]) / 4.0
+
+
+@njit(cache=True)
+def _ka_window(xp, ki, kf, hist, m):
+    """(pre-warm after, keep alive until), both in ms after m went idle. Pre-warm 0: m is not unloaded."""
+    n = ki[KI_NSAMP, m]
+    forecast = False
+    if xp[XP_MODE] == KA_FORECAST:
+        forecast = n >= xp[XP_FC_MIN_SAMPLES]
+    elif n >= xp[XP_MIN_SAMPLES]:
+        if ki[KI_NOOB, m] > xp[XP_OOB_SHARE] * n:
+            forecast = True  # mostly beyond the histogram: the forecaster (the paper's ARIMA)
+        else:
+            nin = n - ki[KI_NOOB, m]
+            bins = xp[XP_BINS]
+            if nin >= xp[XP_MIN_SAMPLES]:
+                mean = nin / bins
+                var = ki[KI_SUMSQ, m] / bins - mean * mean
+                if np.sqrt(max(var, 0.0)) / mean > xp[XP_CV]:  # representative: concentrated idle times
+                    head_at = xp[XP_HEAD_PCT] / 100.0 * nin
+                    tail_at = xp[XP_TAIL_PCT] / 100.0 * nin
+                    head = -1
+                    cum = 0
+                    b = 0
+                    while True:
+                        cum += hist[m, b]
+                        if head < 0 and cum >= head_at:
+                            head = b
+                        if cum >= tail_at:
+                            break
+                        b += 1
+                    bin_ms = xp[XP_BIN_MS]
+                    return head * bin_ms * (1.0 - xp[XP_MARGIN]), (b + 1) * bin_ms * (1.0 + xp[XP_MARGIN])
+    if forecast:
+        mu, dev, k = kf[KF_MU, m], kf[KF_DEV, m], xp[XP_FC_DEVS]
+        keep = max((mu + k * dev) * (1.0 + xp[XP_FC_MARGIN]), xp[XP_BIN_MS])
+        return max(mu - k * dev, 0.0) * (1.0 - xp[XP_FC_MARGIN]), keep
+    return 0.0, xp[XP_FIXED_MS]
+
+
+@njit(cache=True)
+def _ka_unload(E, kind, P, m, t, size, load, unload):
+    """Unload the loaded, idle model m now (kept-alive window over, or unloaded to be pre-warmed)."""
+    s = E[E_SERVER][m]
+    _drop_queue(E, m)
+    released = size[m]
+    if E[E_B][B_INTS][BI_ON] != 0:
+        released = _b_expired(E, m, size, load, unload)
+    else:
+        E[E_FREE][s] += size[m]
+        E[E_EVICTABLE][s] -= size[m]
+    E[E_SERVER][m] = -1
+    E[E_MSTATE][m] = ABSENT
+    pol_remove(kind, P, m)
+    ctr = E[E_CTR]
+    E[E_MEMT][ctr[C_NMEM]] = t
+    E[E_MEMD][ctr[C_NMEM]] = -released
+    ctr[C_NMEM] += 1
+    ctr[C_EVICTIONS] += 1
+    ki = E[E_KI]
+    if ki[KI_FLAG, m] != 0:  # pre-warmed and never used
+        ki[KI_FLAG, m] = 0
+        E[E_KCTR][K_WASTED] += 1
+
+
+@njit(cache=True)
+def _ka_decide(xp, ki, kf, kc, hist, m, tau, loaded):
+    """m has no queued or running work from tau on: its idle time starts, and its timer is set (pre-warm
+    or keep-alive end). True: unload it now (to be pre-warmed later)."""
+    kf[KF_IDLE, m] = tau
+    prewarm, keep = _ka_window(xp, ki, kf, hist, m)
+    if prewarm > 0.0:
+        kf[KF_EXPIRE_AT, m] = tau + keep
+        _timer_set(ki, kf, kc, m, tau + prewarm, T_PREWARM)
+        return loaded
+    if loaded:
+        _timer_set(ki, kf, kc, m, tau + keep, T_EXPIRE)
+    return False
+
+
+@njit(cache=True)
+def _ka_idle(E, kind, P, m, tau, size, load, unload):
+    """m has no queued or running work from tau on: its idle time starts; unload it and pre-warm
+    later, or keep it alive until its window ends. (The event loop's hot path calls `_ka_decide`
+    itself: a call that takes E costs more than the decision.)"""
+    if _ka_decide(E[E_XP], E[E_KI], E[E_KF], E[E_KCTR], E[E_HIST], m, tau, E[E_MSTATE][m] == LOADED):
+        _ka_unload(E, kind, P, m, tau, size, load, unload)
+        _try_pending(E, kind, P, tau, size, load, unload)
+
+
+@njit(cache=True)
+def _ka_arrive(xp, ki, kf, kc, hist, mstate, m, t):
+    """A request for m: its idle time (if it was idle) is a sample; its timer is off; a pre-warm
+    it finds loaded (or loading) was used, one it finds evicted was wasted."""
+    if kf[KF_IDLE, m] >= 0.0:
+        _ka_sample(xp, ki, kf, hist, m, t - kf[KF_IDLE, m])
+        kf[KF_IDLE, m] = -1.0
+    if ki[KI_HPOS, m] >= 0:
+        kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    if ki[KI_FLAG, m] != 0:
+        ki[KI_FLAG, m] = 0
+        if mstate[m] == ABSENT:
+            kc[K_WASTED] += 1
+        else:
+            kc[K_USED] += 1
+
+
+@njit(cache=True)
+def _ka_timer(E, kind, P, t, size, load, unload):
+    """The earliest timer fires: a keep-alive ends (unload if still loaded and idle), or a pre-warm
+    is due (load without a request, only into free memory and when no request waits for memory:
+    a pre-warm never evicts; otherwise it is skipped)."""
+    ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
+    m = ki[KI_HEAP, 0]
+    kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    mstate = E[E_MSTATE]
+    if ki[KI_TKIND, m] == T_EXPIRE:
+        if mstate[m] == LOADED and E[E_PINS][m] == 0:
+            _ka_unload(E, kind, P, m, t, size, load, unload)
+            _try_pending(E, kind, P, t, size, load, unload)
+        return
+    free = E[E_FREE]
+    room = False
+    for k in range(free.shape[0]):
+        if free[k] >= size[m]:
+            room = True
+    ctr = E[E_CTR]
+    if (mstate[m] == ABSENT and E[E_PENDING][m] == 0 and ctr[C_PHEAD] == ctr[C_PTAIL] and room
+            and _start_load(E, kind, P, m, t, size, load, unload)):
+        ki[KI_FLAG, m] = 1
+        kc[K_PREWARMS] += 1
+        return
+    kc[K_SKIPPED] += 1
+
+
+@njit(cache=True)
+def _ka_loaded_idle(E, kind, P, m, tau, size, load, unload):
+    """m finished loading with nothing waiting: a pre-warm is kept alive until its window ends;
+    any other load (its requests timed out) starts an idle time."""
+    ki, kf = E[E_KI], E[E_KF]
+    if ki[KI_FLAG, m] != 0:
+        _timer_set(ki, kf, E[E_KCTR], m, max(kf[KF_EXPIRE_AT, m], tau), T_EXPIRE)
+    else:
+        _ka_idle(E, kind, P, m, tau, size, load, unload)
+
+
+def keepalive_params(mode: int, fixed_ms: float, workers: int, interference: float = 0.0,
+                     load_interference: float = 0.0, bin_min: float = 1.0, range_min: float = 240.0,
+                     min_samples: int = 5, cv: float = 2.0, head_pct: float = 5.0, tail_pct: float = 99.0,
+                     margin: float = 0.1, oob_share: float = 0.5, fc_margin: float = 0.15,
+                     fc_min_samples: int = 2, fc_devs: float = 4.0) -> np.ndarray:
+    """`xparams` of event_loop (the E_XP slots)."""
+    xp = np.zeros(XP_SIZE)
+    xp[XP_INTERF], xp[XP_LOADINTERF], xp[XP_WORKERS], xp[XP_MODE] = interference, load_interference, workers, mode
+    xp[XP_FIXED_MS], xp[XP_BIN_MS], xp[XP_BINS] = fixed_ms, bin_min * 60_000.0, round(range_min / bin_min)
+    xp[XP_MIN_SAMPLES], xp[XP_CV], xp[XP_HEAD_PCT], xp[XP_TAIL_PCT] = min_samples, cv, head_pct, tail_pct
+    xp[XP_MARGIN], xp[XP_OOB_SHARE], xp[XP_FC_MARGIN] = margin, oob_share, fc_margin
+    xp[XP_FC_MIN_SAMPLES], xp[XP_FC_DEVS] = fc_min_samples, fc_devs
+    return xp
+
+
+@njit(cache=True)
+def event_loop(kind, P, times, models, size, load, exe, unload, capacity, servers, workers, max_wait_ms, B,
+               xparams, xout):
     n = times.shape[0]
     n_models = size.shape[0]
     hits = np.zeros(n, np.bool_)
@@ -997,6 +1550,9 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     latency = np.full(n, np.nan)
     n_events = n_models + servers * workers + 16
     n_mem = 2 * n + 1 if kind == TTL or kind < 0 else n + 1  # one per load, plus one per expiry
+    keepalive = xparams[XP_MODE] != KA_OFF
+    if keepalive:
+        n_mem = 4 * n + 1  # loads and pre-warm loads (at most one per completion), and as many unloads
     E = (np.zeros(8, np.int64), np.zeros(n_models, np.int8), np.full(n_models, -1, np.int64),
          np.zeros(n_models, np.int64), np.zeros(n_models), np.zeros(n_models, np.int8),
          np.empty(n_models + 1, np.int64), np.full(n_models, -1, np.int64), np.full(n_models, -1, np.int64),
@@ -1007,7 +1563,16 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
          np.empty(n_events), np.empty(n_events, np.int64), np.empty(n_events, np.int8), np.empty(n_events, np.int64),
          np.empty(n_mem), np.empty(n_mem, np.int64),
          np.empty(n_models, np.int64), np.empty(n_models, np.int64), np.empty(n_models), np.zeros(servers, np.int64),
-         np.full(n_models, -1, np.int64), np.zeros(2))
+         np.full(n_models, -1, np.int64), np.zeros(2), B) + (
+         xparams, np.zeros(servers, np.int64), np.full((KI_ROWS, n_models), -1, np.int64), np.zeros((KF_ROWS, n_models)),
+         np.zeros((n_models if keepalive else 1, int(xparams[XP_BINS]) if keepalive else 1), np.int64),
+         np.zeros(8, np.int64))
+    ki = E[E_KI]
+    for r in (KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ):
+        ki[r] = 0
+    ki[KI_KEY2] = np.arange(n_models)
+    E[E_KF][KF_IDLE] = -1.0
+    kctr, kfl, khist = E[E_KCTR], E[E_KF], E[E_HIST]
     ctr, mstate, server_of, pins, pending, pendq = E[E_CTR], E[E_MSTATE], E[E_SERVER], E[E_PINS], E[E_PENDING], E[E_PENDQ]
     qhead, qtail, qnext, status, evictable, slots = E[E_QHEAD], E[E_QTAIL], E[E_QNEXT], E[E_STATUS], E[E_EVICTABLE], E[E_SLOTS]
     et, es, ek, ei, fctr = E[E_ET], E[E_ES], E[E_EK], E[E_EI], E[E_FCTR]
@@ -1016,12 +1581,17 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
     use_timeout = max_wait_ms >= 0.0
     expires = kind == TTL or kind < 0
     pol_start(kind, P)
+    beyond = B[B_INTS][BI_ON] != 0  # the memory mechanisms (B)
+    adapt = B[B_INTS][BI_ADAPT] != 0
+    host_bytes = B[B_INTS][BI_HOST]
+    xmul = B[B_XMUL]
     i = 0
     to = 0
     inf = np.inf
     while True:
         te = et[0] if ctr[C_NEV] > 0 else inf
         ta = times[i] if i < n else inf
+        tk = kfl[KF_TIME, ki[KI_HEAP, 0]] if kctr[K_HEAPN] > 0 and i < n else inf  # timers stop at the last arrival
         tt = inf
         if use_timeout:
             while to < i and status[to] != WAITING:
@@ -1030,7 +1600,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 tt = times[to] + max_wait_ms
         if te == inf and ta == inf and tt == inf:
             break
-        if te <= ta and te <= tt:  # a load or an inference completes
+        if te <= ta and te <= tt and te <= tk:  # a load or an inference completes
             tau, what, x, nev = ev_pop(et, es, ek, ei, ctr[C_NEV])
             ctr[C_NEV] = nev
             if what == EV_EXEC:
@@ -1048,17 +1618,27 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     _dispatch(E, s, tau, exe)
                 if pins[m] == 0 and ctr[C_PHEAD] != ctr[C_PTAIL]:
                     _try_pending(E, kind, P, tau, size, load, unload)
+                if keepalive and pins[m] == 0 and _ka_decide(xparams, ki, kfl, kctr, khist, m, tau, mstate[m] == LOADED):
+                    _ka_unload(E, kind, P, m, tau, size, load, unload)
+                    _try_pending(E, kind, P, tau, size, load, unload)
             else:
                 m = x
                 mstate[m] = LOADED
+                if adapt:
+                    _b_vlist_add(B, m)
                 s = server_of[m]
+                E[E_LOADRUN][s] -= 1
                 if pins[m] == 0:
                     _unpinned(E, kind, P, m, tau, size)
                     _drop_queue(E, m)
                     _try_pending(E, kind, P, tau, size, load, unload)
+                    if keepalive:
+                        _ka_loaded_idle(E, kind, P, m, tau, size, load, unload)
                 else:
                     _ready(E, m, s)
                     _dispatch(E, s, tau, exe)
+        elif tk <= tt and tk <= ta:  # a keep-alive or pre-warm timer
+            _ka_timer(E, kind, P, tk, size, load, unload)
         elif tt <= ta:  # a request waited max_wait_ms without starting: dropped
             j = to
             to += 1
@@ -1069,31 +1649,46 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
             if pins[m] == 0:
                 _unpinned(E, kind, P, m, tt, size)
                 _try_pending(E, kind, P, tt, size, load, unload)
+                if keepalive and mstate[m] != LOADING:
+                    _ka_idle(E, kind, P, m, tt, size, load, unload)
         else:  # a request arrives
             t = ta
             m = models[i]
+            if adapt and mstate[m] == ABSENT and pending[m] == 0:
+                redirect = _b_redirect(E, m)
+                if redirect >= 0:  # served by a smaller resident variant
+                    models[i] = redirect
+                    m = redirect
+            if beyond:
+                B[B_SERVED][i] = B[B_VAR][m]
             if expires:
                 ne = pol_expire(kind, P, t, mstate, pins, E[E_IDLE], evbuf, evtime)
                 for j in range(ne):
                     c = evbuf[j]
                     s = server_of[c]
                     _drop_queue(E, c)
-                    free[s] += size[c]
-                    evictable[s] -= size[c]
+                    released = size[c]
+                    if beyond:
+                        released = _b_expired(E, c, size, load, unload)
+                    else:
+                        free[s] += size[c]
+                        evictable[s] -= size[c]
                     server_of[c] = -1
                     mstate[c] = ABSENT
                     E[E_MEMT][ctr[C_NMEM]] = evtime[j]
-                    E[E_MEMD][ctr[C_NMEM]] = -size[c]
+                    E[E_MEMD][ctr[C_NMEM]] = -released
                     ctr[C_NMEM] += 1
                 ctr[C_EVICTIONS] += ne
                 if ne > 0:
                     _try_pending(E, kind, P, t, size, load, unload)
-            if size[m] > capacity:
+            if size[m] + host_bytes > capacity:
                 rejected[i] = True
                 status[i] = STARTED
                 i += 1
                 continue
             E[E_LASTREQ][m] = i
+            if keepalive:
+                _ka_arrive(xparams, ki, kfl, kctr, khist, mstate, m, t)
             pins[m] += 1
             if qtail[m] >= 0:
                 qnext[qtail[m]] = i
@@ -1114,7 +1709,8 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                     qtail[m] = -1
                     status[i] = STARTED
                     slots[s] -= 1
-                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + exe[m], ctr[C_SEQ], EV_EXEC, i)
+                    ctr[C_NEV] = ev_push(et, es, ek, ei, ctr[C_NEV], t + _exec_time(E, s, exe[m] * xmul[i]), ctr[C_SEQ],
+                                         EV_EXEC, i)
                     ctr[C_SEQ] += 1
                 else:
                     if rpos[m] < 0:  # its queue was empty: m becomes a candidate for a free slot
@@ -1131,6 +1727,12 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
                 ctr[C_PTAIL] += 1
                 _try_pending(E, kind, P, t, size, load, unload)
             i += 1
+    if keepalive:
+        for m in range(n_models):  # a pre-warm evicted under memory pressure, never used
+            if ki[KI_FLAG, m] != 0 and mstate[m] == ABSENT:
+                kctr[K_WASTED] += 1
+    for j in range(min(xout.shape[0], kctr.shape[0])):
+        xout[j] = kctr[j]
     return (hits, cold, rejected, timed_out, latency, ctr[C_EVICTIONS], ctr[C_LOADS], ctr[C_BYTES],
             fctr[FC_LOADTIME], fctr[FC_END], E[E_MEMT][:ctr[C_NMEM]].copy(), E[E_MEMD][:ctr[C_NMEM]].copy())
 
