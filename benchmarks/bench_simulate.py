@@ -5,9 +5,10 @@
     u32 time in seconds, u64 obj_id, u32 obj_size in bytes, i64 next access index or -1);
 (b) LRU with load/exec/unload latency: requests/second of the compiled core;
 (c) every built-in policy with 2,000+ models resident: time vs LRU's (object cache and with latency);
-(d) a parametric workload with many models (`--scale-workload`, e.g. 100,000 models), every
-    policy with latency, seconds and requests/second (and the day's time extrapolated when the
-    workload is shorter than a day);
+(d) a parametric workload with many models (`--scale-workload`, e.g. 100,000 models over a day),
+    every policy as an object cache on the whole workload, and with latency on its first
+    `--scale-latency-requests` requests; seconds, requests/second and the day's time (extrapolated
+    where only part of a day was run);
 (e) a policy x memory sweep on dask with 1 worker vs 2 workers.
 
     python benchmarks/bench_simulate.py --workload W --scale-workload W100K --sweep-workload WS
@@ -75,19 +76,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=256, help="inference slots for the runs with latency")
     parser.add_argument("--scale-workload", type=Path, default=None, help="(d) a workload with many models")
     parser.add_argument("--scale-memory-mb", type=float, default=None)
+    parser.add_argument("--scale-latency-requests", type=int, default=2_000_000,
+                        help="(d) with latency: run the first N requests of the scale workload (0: all)")
     parser.add_argument("--sweep-workload", type=Path, default=None, help="(e) default: --workload")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
     import libcachesim as lcs
 
-    from pipeline.simulate.core import simulate
+    from pipeline.simulate.core import Workload, simulate
     from pipeline.simulate.run import load_workload, summarize, sweep
 
     workload, _ = load_workload(args.workload)
     n = len(workload.t_ms)
     simulate(load_workload(args.workload)[0], "lru", args.memory_mb, no_latency=True)  # load the compiled code
-    out: dict = {"workload": str(args.workload), "requests": n, "models": len(workload.size_mb)}
+    load_average = os.getloadavg()
+    out: dict = {"workload": str(args.workload), "requests": n, "models": len(workload.size_mb),
+                 "load_average_start": load_average}
     with tempfile.TemporaryDirectory() as tmp:
         # (a) end to end vs libCacheSim on its binary format
         trace = Path(tmp) / "trace.oracleGeneral.bin"
@@ -106,14 +111,20 @@ def main() -> None:
             return summarize(simulate(w, "lru", args.memory_mb, no_latency=True), w)
 
         ours_s, ours = best_of(end_to_end, args.repeat)
+        read_s, _ = best_of(lambda: load_workload(args.workload), args.repeat)
         core_s, core = best_of(lambda: simulate(workload, "lru", args.memory_mb, no_latency=True), args.repeat)
+        summary_s, _ = best_of(lambda: summarize(core, workload), args.repeat)
         a_rows = [
             {"run": "libCacheSim LRU, oracleGeneral binary, process_trace", "seconds": lcs_s,
              "M requests/s": n / lcs_s / 1e6, "x libCacheSim time": 1.0, "hit ratio": f"{1 - lcs_out[0]:.6f}"},
             {"run": "manymodels LRU --no-latency, end to end (read parquet, simulate, summarize)", "seconds": ours_s,
              "M requests/s": n / ours_s / 1e6, "x libCacheSim time": ours_s / lcs_s, "hit ratio": f"{ours['hit_ratio']:.6f}"},
-            {"run": "manymodels LRU --no-latency, simulate() only", "seconds": core_s,
+            {"run": "  of which: load_workload() (read, verify checksums and rows)", "seconds": read_s,
+             "M requests/s": n / read_s / 1e6, "x libCacheSim time": read_s / lcs_s, "hit ratio": ""},
+            {"run": "  of which: simulate()", "seconds": core_s,
              "M requests/s": n / core_s / 1e6, "x libCacheSim time": core_s / lcs_s, "hit ratio": f"{core.hits.mean():.6f}"},
+            {"run": "  of which: summarize()", "seconds": summary_s,
+             "M requests/s": n / summary_s / 1e6, "x libCacheSim time": summary_s / lcs_s, "hit ratio": ""},
         ]
         print(a_rows, flush=True)
         # (c) every policy with 2,000+ models resident
@@ -145,17 +156,23 @@ def main() -> None:
             big_n = len(big.t_ms)
             span_min = manifest.get("minutes") or (float(big.t_ms[-1]) / 60_000)
             scale_mb = args.scale_memory_mb or top_models_mb(big, 2500)
-            for policy in POLICIES:
-                start = time.perf_counter()
-                result = simulate(big, policy, scale_mb, workers=args.workers)
-                seconds = time.perf_counter() - start
-                d_rows.append({"policy": policy, "models": len(big.size_mb), "requests": big_n,
-                               "seconds": seconds, "M requests/s": big_n / seconds / 1e6,
-                               "overloaded": summarize(result, big)["overloaded"],
-                               "seconds per day (extrapolated)": seconds * 1440 / span_min,
-                               "resident models at the end": resident_after(result),
-                               "hit ratio": f"{result.hits.mean():.6f}"})
-                del result
+            cut = args.scale_latency_requests if 0 < args.scale_latency_requests < big_n else big_n
+            part = Workload(big.t_ms[:cut], big.model_id[:cut], big.size_mb, big.load_ms, big.exec_ms, big.unload_ms,
+                            big.name)
+            for mode, w in (("object cache", big), ("with latency", part)):
+                for policy in POLICIES:
+                    start = time.perf_counter()
+                    result = simulate(w, policy, scale_mb, workers=args.workers, no_latency=mode == "object cache")
+                    seconds = time.perf_counter() - start
+                    d_rows.append({"mode": mode, "policy": policy, "models": len(w.size_mb), "requests": len(w.t_ms),
+                                   "seconds": seconds, "M requests/s": len(w.t_ms) / seconds / 1e6,
+                                   "overloaded": summarize(result, w)["overloaded"],
+                                   # per request run, to the whole workload, then to a day
+                                   "seconds per day (extrapolated)": seconds * big_n / len(w.t_ms) * 1440 / span_min,
+                                   "resident models at the end": resident_after(result),
+                                   "hit ratio": f"{result.hits.mean():.6f}"})
+                    print(d_rows[-1], flush=True)
+                    del result
             out.update(d=d_rows, d_memory_mb=scale_mb, d_minutes=span_min)
             print(json.dumps(out, default=str)[-3000:], flush=True)  # progress
             del big
@@ -180,8 +197,12 @@ def main() -> None:
             f"(c) every policy at {many_mb:.0f} MB (2,000+ models resident):\n\n{markdown_table(c_rows)}\n")
     if d_rows:
         text += (f"\n(d) `{args.scale_workload}`, {out['d_minutes']:.0f} simulated minutes, {out['d_memory_mb']:.0f} MB, "
-                 f"{args.workers} slots, with latency:\n\n{markdown_table(d_rows)}\n")
+                 f"{args.workers} slots with latency (first {args.scale_latency_requests or 'all'} requests):\n\n"
+                 f"{markdown_table(d_rows)}\n")
     text += f"\n(e) sweep on `{sweep_dir}` (LocalCluster, includes cluster start-up):\n\n{markdown_table(e_rows)}\n"
+    out["load_average_end"] = os.getloadavg()
+    text += (f"\nLoad average (1, 5, 15 min) at the start {tuple(round(x, 2) for x in load_average)}, at the end "
+             f"{tuple(round(x, 2) for x in out['load_average_end'])} on {os.cpu_count()} cores.\n")
     print(text)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)

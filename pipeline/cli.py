@@ -168,7 +168,8 @@ def export(
 
 def _policy_params(ttl_min: float, alpha: float, beta: float, cost: str) -> dict:
     return {"ttl": {"ttl_min": ttl_min}, "cremebrulee": {"alpha": alpha, "beta": beta, "cost": cost},
-            "cremebrulee-oracle": {"alpha": alpha, "beta": beta, "cost": cost}}
+            "cremebrulee-oracle": {"alpha": alpha, "beta": beta, "cost": cost},
+            "hybrid-histogram": {"ttl_min": ttl_min}, "forecast-prewarm": {"ttl_min": ttl_min}}
 
 
 TtlMin = Annotated[float, typer.Option(help="keep-alive TTL policy: idle minutes before unload")]
@@ -177,12 +178,48 @@ Beta = Annotated[float, typer.Option(help="CremeBrulee cost exponent b")]
 Cost = Annotated[str, typer.Option(help="CremeBrulee reload cost: load | load_over_exec")]
 MaxWaitMs = Annotated[float, typer.Option(help="drop a request that waited this long without starting "
                                                 "(counted as timed_out); 0: no limit")]
+Interference = Annotated[float, typer.Option(help="execution time x (1 + K (busy - 1)), busy = executions running "
+                                                   "on the server when it starts, itself included; 0: off")]
+LoadInterference = Annotated[float, typer.Option(help="execution time x (1 + K2 loads), loads = loads running on the "
+                                                       "server when it starts; 0: off")]
+
+HostOverheadMb = Annotated[float, typer.Option(help="memory of a model server process, MB (see --hosting); 0: not counted")]
+Hosting = Annotated[str, typer.Option(help="multi: one process per server shared by its models | per-model: one process per model")]
+LearnedCache = Annotated[str, typer.Option(help="GATI learned cache hit=H,speedup=S,memory=F: a fraction H of a model's requests "
+                                                "take S x its exec time; F x its size while resident; 'off'")]
+
+
+def _on_off(values: list[str] | None, flag: str) -> list[bool]:
+    """A sweep's on/off flag values ('off,on' sweeps both)."""
+    words = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    result = []
+    for value in _split(values or ["off"]):
+        if value.lower() not in words:
+            raise ManyModelsError(f"{flag} takes on/off values (comma-separated to sweep both), got {value!r}")
+        result.append(words[value.lower()])
+    return list(dict.fromkeys(result))
+
+
+def _mechanism_settings(shared_weights, adaptive_variants, host_overhead_mb, hosting, learned_cache) -> list[dict]:
+    """Every combination of the swept memory-mechanism values (sweep's extra dimensions)."""
+    import itertools
+
+    try:
+        hosts = [float(v) for v in _split(host_overhead_mb or ["0"])]
+    except ValueError as error:
+        raise ManyModelsError(f"--host-overhead-mb takes numbers: {error}") from error
+    learned = [v.strip() for value in (learned_cache or ["off"]) for v in value.split(";") if v.strip()]
+    return [{"shared_weights": sw, "adaptive_variants": av, "host_overhead_mb": h, "hosting": ho, "learned_cache": lc}
+            for sw, av, h, ho, lc in itertools.product(
+                _on_off(shared_weights, "--shared-weights"), _on_off(adaptive_variants, "--adaptive-variants"),
+                hosts, _split(hosting or ["multi"]), learned)]
 
 
 @cli.command()
 def simulate(
     workload: Annotated[Path, typer.Option(help="workload directory written by synthesize")],
-    policy: Annotated[str, typer.Option(help="eviction policy (lru, lfu, fifo, random, gdsf, ttl, belady, cremebrulee, cremebrulee-oracle)")],
+    policy: Annotated[str, typer.Option(help="eviction policy (lru, lfu, fifo, random, gdsf, ttl, belady, cremebrulee, "
+                                             "cremebrulee-oracle, hybrid-histogram, forecast-prewarm)")],
     memory_mb: Annotated[float, typer.Option(help="memory per server, MB")],
     out: Annotated[Path, typer.Option(help="directory for metrics.json, metrics.parquet, memory.parquet")],
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
@@ -192,13 +229,25 @@ def simulate(
     records: Annotated[bool, typer.Option(help="also write per-request records", metavar="")] = False,
     ttl_min: TtlMin = 10.0, alpha: Alpha = 1.0, beta: Beta = 1.0, cost: Cost = "load",
     max_wait_ms: MaxWaitMs = 0.0,
+    shared_weights: Annotated[bool, typer.Option("--shared-weights", metavar="", help=(
+        "ShmFaas: models bound to one catalog model share its weights on a server; each instance adds instance_mb"))] = False,
+    adaptive_variants: Annotated[bool, typer.Option("--adaptive-variants", metavar="", help=(
+        "swap a resident model for a smaller variant of its family instead of evicting it; serve a request by a "
+        "smaller resident variant"))] = False,
+    host_overhead_mb: HostOverheadMb = 0.0, hosting: Hosting = "multi", learned_cache: LearnedCache = "off",
+    interference: Interference = 0.0,
+    load_interference: LoadInterference = 0.0,
 ) -> None:
-    """Simulate one model cache on a workload."""
+    """Simulate one model cache on a workload. (hybrid-histogram and forecast-prewarm: --ttl-min is their fixed
+    keep-alive; with --no-latency their timers run with zero load and execution times.)"""
     from .simulate.run import run_one
 
     params = _policy_params(ttl_min, alpha, beta, cost).get(policy, {})
     run_one(workload, policy, memory_mb, out, servers=servers, workers=workers, seed=seed, no_latency=no_latency,
-            policy_params=params, records=records, max_wait_ms=max_wait_ms or None)
+            policy_params=params, records=records, max_wait_ms=max_wait_ms or None,
+            shared_weights=shared_weights, adaptive_variants=adaptive_variants, host_overhead_mb=host_overhead_mb,
+            hosting=hosting, learned_cache=learned_cache, interference=interference,
+            load_interference=load_interference)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -222,6 +271,17 @@ def sweep(
     max_wait_ms: MaxWaitMs = 0.0,
     scheduler: Scheduler = None,
     dask_workers: Workers = None,
+    shared_weights: Annotated[list[str] | None, typer.Option(help="on, off, or off,on (a sweep dimension)")] = None,
+    adaptive_variants: Annotated[list[str] | None, typer.Option(help="on, off, or off,on (a sweep dimension)")] = None,
+    host_overhead_mb: Annotated[list[str] | None, typer.Option(
+        help="host process memory, MB (repeat or comma-separate: a sweep dimension)")] = None,
+    hosting: Annotated[list[str] | None, typer.Option(help="multi and/or per-model (a sweep dimension)")] = None,
+    learned_cache: Annotated[list[str] | None, typer.Option(
+        help="hit=H,speedup=S,memory=F or off (repeat, or separate with ';': a sweep dimension)")] = None,
+    interference: Annotated[list[str] | None, typer.Option(
+        help="interference K values (comma list: an extra sweep dimension, column `interference`; default 0)")] = None,
+    load_interference: Annotated[list[str] | None, typer.Option(
+        help="load interference K2 values (comma list: an extra sweep dimension; default 0)")] = None,
 ) -> None:
     """Sweep policies x memory sizes x seeds on dask.distributed; one tidy table sweep.parquet."""
     from .simulate.run import sweep as run
@@ -233,14 +293,77 @@ def sweep(
         fractions = [float(f) for f in _split(memory_fractions)] if memory_fractions else None
         memory = memory_grid_mb(workload, fractions) if fractions else [float(m) for m in _split(memory_mb)]
         seed_list = [int(s) for s in _split(seeds or ["0"])]
+        k_list = [float(k) for k in _split(interference or ["0"])]
+        k2_list = [float(k) for k in _split(load_interference or ["0"])]
     except ValueError as error:
-        raise ManyModelsError(f"--memory-mb, --memory-fractions and --seeds take numbers: {error}") from error
+        raise ManyModelsError(f"--memory-mb, --memory-fractions, --seeds, --interference and --load-interference "
+                              f"take numbers: {error}") from error
     table = run(workload, _split(policies), memory, seed_list, out, servers=servers, workers=workers,
                 no_latency=no_latency, policy_params=_policy_params(ttl_min, alpha, beta, cost),
-                scheduler=scheduler, dask_workers=dask_workers, max_wait_ms=max_wait_ms or None)
-    flat = write_summary(table, workload, out, fractions)
+                scheduler=scheduler, dask_workers=dask_workers, max_wait_ms=max_wait_ms or None,
+                mechanisms=_mechanism_settings(shared_weights, adaptive_variants, host_overhead_mb, hosting, learned_cache),
+                interference=k_list, load_interference=k2_list)
+    flat = write_summary(_configurations(table), workload, out, fractions)
     if metrics is not None:
         _write_json(metrics, flat)
+
+
+def _configurations(table):
+    """For the sweep summary: when memory-mechanism settings were swept, each (policy, setting) is
+    compared as its own configuration ('lru+shared-weights'), so the spread and winners never mix
+    settings."""
+    import polars as pl
+
+    from .simulate.run import MECHANISM_COLUMNS, mechanism_label
+
+    swept = [c for c in MECHANISM_COLUMNS if c in table.columns and table[c].n_unique() > 1]
+    if not swept:
+        return table
+    labels = [mechanism_label(row) for row in table.select(list(MECHANISM_COLUMNS)).iter_rows(named=True)]
+    return table.with_columns(pl.Series("policy", [p + ("+" + lab if lab else "") for p, lab in
+                                                   zip(table["policy"].to_list(), labels)]))
+
+
+@cli.command()
+def beyond(
+    out: Annotated[Path, typer.Option(help="directory for beyond.parquet")],
+    workloads_dir: Annotated[Path, typer.Option(help="directory holding the workload directories")] = Path("datasets/workloads"),
+    workloads: Annotated[list[str] | None, typer.Option(help="workload names (repeat or comma-separate)")] = None,
+    memory_fractions: Annotated[list[str] | None, typer.Option(
+        help="memory sizes as fractions of each workload's requested-model memory")] = None,
+    mechanisms: Annotated[list[str] | None, typer.Option(
+        help="mechanisms: plain, keep-alive, hybrid-histogram, forecast-prewarm, interference, load-interference, "
+             "shared-weights, adaptive-variants, learned-cache, host-overhead")] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 0,
+    servers: Annotated[int, typer.Option(help="number of servers")] = 1,
+    workers: Annotated[list[str] | None, typer.Option(
+        help="inference slots per server: one value, or one per workload (comma list; default 4)")] = None,
+    ttl_min: Annotated[float, typer.Option(help="keep-alive minutes (keep-alive; fallback of the pre-warm policies)")] = 10.0,
+    interference: Annotated[float, typer.Option(help="K of the interference mechanism")] = 0.5,
+    load_interference: Annotated[float, typer.Option(help="K2 of the load-interference mechanism")] = 0.5,
+    learned_cache: Annotated[str, typer.Option(help="the learned-cache mechanism's hit=H,speedup=S,memory=F")] = (
+        "hit=0.3,speedup=0.4,memory=0.1"),
+    host_overhead_mb: Annotated[float, typer.Option(help="the host-overhead mechanism's process memory, MB")] = 200.0,
+    metrics: Annotated[Path | None, typer.Option(help="write the headline JSON (DVC metrics) here")] = None,
+    scheduler: Scheduler = None,
+    dask_workers: Workers = None,
+) -> None:
+    """Plain eviction vs each mechanism beyond eviction (keep-alive and pre-warming, interference) across memory sizes."""
+    from .simulate.beyond import beyond_headline, mechanism_runs, run_beyond
+
+    try:
+        fractions = [float(f) for f in _split(memory_fractions or ["0.1,0.25,0.5,1.0"])]
+        slots = [int(w) for w in _split(workers or ["4"])]
+    except ValueError as error:
+        raise ManyModelsError(f"--memory-fractions and --workers take numbers: {error}") from error
+    names = _split(mechanisms) if mechanisms else list(mechanism_runs(ttl_min, interference, load_interference))
+
+    table = run_beyond(workloads_dir, _split(workloads or ["replay"]), fractions, names, out, seed=seed,
+                       servers=servers, workers=slots, ttl_min=ttl_min, interference=interference,
+                       load_interference=load_interference, scheduler=scheduler, dask_workers=dask_workers,
+                       learned_cache=learned_cache, host_overhead_mb=host_overhead_mb)
+    if metrics is not None:
+        _write_json(metrics, beyond_headline(table))
 
 
 @cli.command()

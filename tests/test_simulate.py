@@ -380,7 +380,7 @@ def test_max_wait_drops_requests_that_could_not_start_in_time():
     assert result.latency_ms[:3].tolist() == [1100.0, 1000.0, 1999.0] and np.isnan(result.latency_ms[3])
 
 
-@given(case=sequences, policy=st.sampled_from(["lru", "fifo"]))
+@given(case=sequences, policy=st.sampled_from(["lru", "fifo", "ttl"]))
 @settings(max_examples=80, deadline=None)
 def test_list_fast_path_equals_the_general_object_cache_loop(case, policy):
     from pipeline.simulate import engine
@@ -390,8 +390,33 @@ def test_list_fast_path_equals_the_general_object_cache_loop(case, policy):
               np.round(np.array(sizes) * 1e6).astype(np.int64))
     def state():
         return policy_state(engine.KINDS[policy], policy, len(models), np.array(sizes), np.ones(len(sizes)),
-                            np.ones(len(sizes)), np.arange(len(sizes)), {}, None, None, seed)
+                            np.ones(len(sizes)), np.arange(len(sizes)), {"ttl_min": 0.0001}, None, None, seed)
     fast = engine.list_cache_loop(engine.KINDS[policy], state(), *arrays, int(capacity * 1e6))
     general = engine.cache_loop(engine.KINDS[policy], state(), *arrays, int(capacity * 1e6), 1)
+    for a, b in zip(fast, general, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+@given(case=sequences, policy=st.sampled_from(["lfu", "gdsf", "cremebrulee", "belady", "cremebrulee-oracle"]),
+       alpha=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+@settings(max_examples=120, deadline=None)
+def test_heap_fast_path_equals_the_general_object_cache_loop(case, policy, alpha):
+    # the lazily repaired heap (LFU, GDSF, CremeBrulee) and the refreshed lower bounds
+    # (CremeBrulee-oracle) evict the same models in the same order as the general loop's heap
+    from pipeline.simulate import engine
+    from pipeline.simulate.core import next_use, policy_state
+    models, sizes, capacity, seed = case
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.integers(0, 3, len(models))).astype(float)  # tied timestamps too
+    ids = np.array(models, dtype=np.int64)
+    next_pos, next_ms = next_use(times, ids)
+    load, exe = rng.uniform(1, 300, len(sizes)).round(), rng.uniform(1, 50, len(sizes)).round()
+    tiebreak = rng.permutation(len(sizes))
+    def state():
+        return policy_state(engine.KINDS[policy], policy, len(models), np.array(sizes), load, exe, tiebreak,
+                            {"alpha": alpha}, next_pos, next_ms, seed)
+    arrays = (times, ids, np.round(np.array(sizes) * 1e6).astype(np.int64), int(capacity * 1e6))
+    fast = engine.heap_cache_loop(engine.KINDS[policy], state(), *arrays)
+    general = engine.cache_loop(engine.KINDS[policy], state(), *arrays, 1)
     for a, b in zip(fast, general, strict=True):
         assert np.array_equal(a, b, equal_nan=True)

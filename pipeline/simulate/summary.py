@@ -27,6 +27,10 @@ from ..logs import log
 from ..workload.layout import require_workload
 
 OFFLINE_POLICIES = ("belady", "cremebrulee-oracle")
+# mechanism settings a sweep may vary beside policy, memory and seed (columns of sweep.parquet), with
+# their value when off (the CLI's sweep compares each swept setting as its own configuration)
+SWEEP_DIMENSIONS = {"interference": 0.0, "load_interference": 0.0, "shared_weights": False, "adaptive_variants": False,
+                    "host_overhead_mb": 0.0, "hosting": "multi", "learned_cache": "off"}
 
 
 def requested_model_mb(workload_dir: Path) -> float:

@@ -3,7 +3,7 @@
 Add a policy by writing a class with `@register("name")` in any module that is imported (or pass
 `module.path:ClassName` as the policy name); the simulator core never changes."""
 
-from . import belady, cremebrulee, fifo, gdsf, lfu, lru, random_policy, ttl  # noqa: F401  (registration)
+from . import belady, cremebrulee, fifo, gdsf, keepalive, lfu, lru, random_policy, ttl  # noqa: F401  (registration)
 from .base import (
     REGISTRY,
     OrderedPolicy,
