@@ -337,7 +337,8 @@ def beyond(
     seed: Annotated[int, typer.Option(help="simulator seed")] = 0,
     servers: Annotated[int, typer.Option(help="number of servers")] = 1,
     workers: Annotated[list[str] | None, typer.Option(
-        help="inference slots per server: one value, or one per workload (comma list; default 4)")] = None,
+        help="inference slots per server: one value, or one per workload (comma list; default 4); 'auto': "
+             "twice the workload's mean executions in flight, rounded up (average utilization at most 50%)")] = None,
     ttl_min: Annotated[float, typer.Option(help="keep-alive minutes (keep-alive; fallback of the pre-warm policies)")] = 10.0,
     interference: Annotated[float, typer.Option(help="K of the interference mechanism")] = 0.5,
     load_interference: Annotated[float, typer.Option(help="K2 of the load-interference mechanism")] = 0.5,
@@ -353,9 +354,9 @@ def beyond(
 
     try:
         fractions = [float(f) for f in _split(memory_fractions or ["0.1,0.25,0.5,1.0"])]
-        slots = [int(w) for w in _split(workers or ["4"])]
+        slots = [None if w.strip().lower() == "auto" else int(w) for w in _split(workers or ["4"])]
     except ValueError as error:
-        raise ManyModelsError(f"--memory-fractions and --workers take numbers: {error}") from error
+        raise ManyModelsError(f"--memory-fractions and --workers take numbers (--workers also 'auto'): {error}") from error
     names = _split(mechanisms) if mechanisms else list(mechanism_runs(ttl_min, interference, load_interference))
 
     table = run_beyond(workloads_dir, _split(workloads or ["replay"]), fractions, names, out, seed=seed,

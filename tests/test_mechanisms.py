@@ -296,3 +296,17 @@ def test_learned_cache_memory_alone_equals_models_that_large(policy):
     larger = simulate(dataclasses.replace(w, size_mb=w.size_mb * 1.25), policy, 600, workers=2, seed=1)
     assert learned.hits.tolist() == larger.hits.tolist()
     assert np.array_equal(learned.latency_ms, larger.latency_ms, equal_nan=True)
+
+
+def test_auto_slots_are_twice_the_mean_executions_in_flight():
+    """`beyond --workers auto`: 3 requests of 400 ms and 2 of 100 ms over 1,000 ms = 1.4 in flight -> 3 slots."""
+    from pipeline.simulate.beyond import auto_slots
+
+    workload = Workload(np.array([0.0, 100.0, 200.0, 600.0, 1000.0]), np.array([0, 0, 1, 0, 1]),
+                        np.array([10.0, 10.0]), np.array([1.0, 1.0]), np.array([400.0, 100.0]),
+                        np.array([1.0, 1.0]), "auto")
+    exec_total = 3 * 400 + 2 * 100
+    assert auto_slots(workload) == int(np.ceil(exec_total / 1000 / 0.5)) == 3
+    single = Workload(np.array([5.0]), np.array([0]), np.array([1.0]), np.array([1.0]), np.array([9.0]),
+                      np.array([1.0]), "one")
+    assert auto_slots(single) == 1

@@ -17,6 +17,9 @@ policy (LRU, the eviction the mechanisms are compared with):
 
 Inference slots (`workers`) may be given per workload: a workload whose mean concurrent execution
 exceeds the slots is overloaded under every mechanism, and its latencies say nothing about them.
+`auto` (None) sizes them from the workload: twice its mean executions in flight (sum of the requests'
+exec_ms over the span of their arrivals), rounded up, so the average slot utilization is at most 50%
+and bursts above it show as queueing, not as a backlog that never drains (`overloaded` still flags it).
 
 Memory sizes are fractions of each workload's requested-model memory (summary.requested_model_mb),
 so the grid means the same on every workload.
@@ -68,6 +71,24 @@ def memory_sizes_mb(workload_dir: Path, fractions: list[float]) -> list[tuple[fl
     return [(float(f), float(max(1, round(f * total)))) for f in sorted(set(fractions))]
 
 
+AUTO_SLOT_UTILIZATION = 0.5
+
+
+def auto_slots(workload) -> int:
+    """Inference slots for an average utilization of at most AUTO_SLOT_UTILIZATION: the requests' total
+    exec time over the span of their arrivals (mean executions in flight), divided by it, rounded up."""
+    import math
+
+    import numpy as np
+
+    t_ms = np.asarray(workload.t_ms, dtype=float)
+    if len(t_ms) < 2 or t_ms[-1] <= t_ms[0]:
+        return 1
+    exec_total_ms = float(np.asarray(workload.exec_ms, dtype=float)[np.asarray(workload.model_id)].sum())
+    in_flight = exec_total_ms / float(t_ms[-1] - t_ms[0])
+    return max(1, math.ceil(in_flight / AUTO_SLOT_UTILIZATION))
+
+
 def _task(task: dict) -> dict:
     labels = {k: task.pop(k) for k in ("workload", "mechanism", "memory_fraction")}
     metrics = run_one(**task)
@@ -76,7 +97,8 @@ def _task(task: dict) -> dict:
 
 
 def run_beyond(workloads_dir: Path, workloads: list[str], memory_fractions: list[float], mechanisms: list[str],
-               out: Path, seed: int = 0, servers: int = 1, workers: int | list[int] = 4, ttl_min: float = 10.0,
+               out: Path, seed: int = 0, servers: int = 1, workers: int | None | list[int | None] = 4,
+               ttl_min: float = 10.0,
                interference: float = 0.5, load_interference: float = 0.5, scheduler: str | None = None,
                dask_workers: int | None = None, learned_cache: str = "hit=0.3,speedup=0.4,memory=0.1",
                host_overhead_mb: float = 200.0) -> pl.DataFrame:
@@ -87,7 +109,7 @@ def run_beyond(workloads_dir: Path, workloads: list[str], memory_fractions: list
     if not workloads:
         raise ManyModelsError("--workloads: name at least one workload")
     check_interference(interference, load_interference)
-    slots = [workers] * len(workloads) if isinstance(workers, int) else list(workers)
+    slots = list(workers) if isinstance(workers, list | tuple) else [workers] * len(workloads)
     if len(slots) == 1:
         slots = slots * len(workloads)
     if len(slots) != len(workloads):
@@ -95,7 +117,11 @@ def run_beyond(workloads_dir: Path, workloads: list[str], memory_fractions: list
     tasks = []
     for name, slot_count in zip(workloads, slots, strict=True):
         directory = Path(workloads_dir) / name
-        load_workload(directory)  # checked once here; the tasks skip the checksums
+        workload, _ = load_workload(directory)  # checked once here; the tasks skip the checksums
+        if slot_count is None:
+            slot_count = auto_slots(workload)
+            log.info("beyond: %s: %d inference slots (auto: mean executions in flight / %.1f)", name, slot_count,
+                     AUTO_SLOT_UTILIZATION)
         for (fraction, memory), mechanism in itertools.product(memory_sizes_mb(directory, memory_fractions), mechanisms):
             check_run_parameters(memory, servers, slot_count, seed, known[mechanism].get("policy_params"))
             tasks.append({"workload": name, "mechanism": mechanism, "memory_fraction": fraction,
