@@ -9,9 +9,12 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.simulate import engine
 from pipeline.simulate.core import Workload, simulate
 from pipeline.simulate.run import memory_time_mb_min, summarize
 
@@ -173,3 +176,22 @@ def test_cli_flags_sweep_dimensions_and_errors(tmp_path):
     run = _cli("sweep", "--workload", str(workload), "--policies", "lru", "--memory-mb", "100",
                "--load-interference", "x", "--out", str(tmp_path / "z"))
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.0, 300 * 60_000.0), min_size=1, max_size=200), st.integers(1, 20))
+def test_running_percentile_bins_equal_a_scan_of_the_histogram(idle_ms, spread_min):
+    """The head (5th) and tail (99th) percentile bins kept per sample equal a cumulative scan of the
+    histogram (numpy) after every sample, samples beyond the 4-hour range excluded."""
+    xp = engine.keepalive_params(engine.KA_HYBRID, 600_000.0, 1)
+    ki = np.zeros((engine.KI_ROWS, 1), np.int64)
+    kf = np.zeros((engine.KF_ROWS, 1))
+    hist = np.zeros((1, int(xp[engine.XP_BINS])), np.int64)
+    for x in idle_ms:
+        engine._ka_sample(xp, ki, kf, hist, 0, x / spread_min)
+        nin = ki[engine.KI_NSAMP, 0] - ki[engine.KI_NOOB, 0]
+        if nin == 0:
+            continue
+        cum = np.cumsum(hist[0])
+        assert ki[engine.KI_HEAD, 0] == np.argmax(cum >= 0.05 * nin)
+        assert ki[engine.KI_TAIL, 0] == np.argmax(cum >= 0.99 * nin)

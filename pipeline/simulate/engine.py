@@ -881,14 +881,17 @@ E_XP, E_LOADRUN, E_KI, E_KF, E_HIST, E_KCTR = range(32, 38)  # after E_B (31, th
 XP_SIZE = 16
 KA_OFF, KA_HYBRID, KA_FORECAST = range(3)  # XP_MODE
 # E_KI rows (int64 x models): timer heap, its positions and tie-break, timer kind, idle-time samples,
-# samples beyond the histogram, pre-warmed-and-not-yet-used flag, sum of squared bin counts
-KI_HEAP, KI_HPOS, KI_KEY2, KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ = range(8)
-KI_ROWS = 8
+# samples beyond the histogram, pre-warmed-and-not-yet-used flag, sum of squared bin counts, and the
+# histogram's running percentiles: the bins holding the head and tail percentiles and the in-range
+# samples up to and including each (kept up to date per sample instead of a scan of the bins per decision)
+(KI_HEAP, KI_HPOS, KI_KEY2, KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ, KI_HEAD, KI_CUMH, KI_TAIL,
+ KI_CUMT) = range(12)
+KI_ROWS = 12
 # E_KF rows (float64 x models): timer time, idle since (-1: busy or never idle), keep-alive end after a
 # pre-warm, forecaster mean and mean deviation of idle times
 KF_TIME, KF_IDLE, KF_EXPIRE_AT, KF_MU, KF_DEV = range(5)
 KF_ROWS = 5
-T_EXPIRE, T_PREWARM = 0, 1
+T_EXPIRE, T_PREWARM, T_CANCELLED = 0, 1, 2  # a cancelled timer stays in the heap until it is due (lazy deletion)
 # E_KCTR slots (also `xout` of event_loop)
 K_HEAPN, K_PREWARMS, K_WASTED, K_SKIPPED, K_USED = range(5)
 
@@ -1359,6 +1362,23 @@ def _timer_set(ki, kf, kc, m, when, what):
 
 
 @njit(cache=True)
+def _pct_move(ki, hist, m, row_bin, row_cum, target):
+    """Move m's percentile bin (row_bin, with row_cum = in-range samples up to and including it) to the
+    lowest bin whose cumulative count reaches target, as a scan from bin 0 would find it."""
+    b = ki[row_bin, m]
+    cum = ki[row_cum, m]
+    last = hist.shape[1] - 1
+    while cum < target and b < last:
+        b += 1
+        cum += hist[m, b]
+    while b > 0 and cum - hist[m, b] >= target:
+        cum -= hist[m, b]
+        b -= 1
+    ki[row_bin, m] = b
+    ki[row_cum, m] = cum
+
+
+@njit(cache=True)
 def _ka_sample(xp, ki, kf, hist, m, x):
     """One idle time x (ms) of model m: into its histogram (or counted beyond its range) and its
     forecaster (EWMA mean and mean deviation, gains 1/8 and 1/4, as TCP's round-trip-time estimator)."""
@@ -1370,6 +1390,13 @@ def _ka_sample(xp, ki, kf, hist, m, x):
         c = hist[m, b]
         ki[KI_SUMSQ, m] += 2 * c + 1
         hist[m, b] = c + 1
+        if b <= ki[KI_HEAD, m]:
+            ki[KI_CUMH, m] += 1
+        if b <= ki[KI_TAIL, m]:
+            ki[KI_CUMT, m] += 1
+        nin = ki[KI_NSAMP, m] - ki[KI_NOOB, m]
+        _pct_move(ki, hist, m, KI_HEAD, KI_CUMH, xp[XP_HEAD_PCT] / 100.0 * nin)
+        _pct_move(ki, hist, m, KI_TAIL, KI_CUMT, xp[XP_TAIL_PCT] / 100.0 * nin)
     if ki[KI_NSAMP, m] == 1:
         kf[KF_MU, m] = x
         kf[KF_DEV, m] = 0.5 * x
@@ -1396,20 +1423,11 @@ def _ka_window(xp, ki, kf, hist, m):
                 mean = nin / bins
                 var = ki[KI_SUMSQ, m] / bins - mean * mean
                 if np.sqrt(max(var, 0.0)) / mean > xp[XP_CV]:  # representative: concentrated idle times
-                    head_at = xp[XP_HEAD_PCT] / 100.0 * nin
-                    tail_at = xp[XP_TAIL_PCT] / 100.0 * nin
-                    head = -1
-                    cum = 0
-                    b = 0
-                    while True:
-                        cum += hist[m, b]
-                        if head < 0 and cum >= head_at:
-                            head = b
-                        if cum >= tail_at:
-                            break
-                        b += 1
+                    # head, tail: the lowest bins whose cumulative counts reach head_pct and tail_pct % of
+                    # the in-range samples (kept by _ka_sample)
+                    head, tail = ki[KI_HEAD, m], ki[KI_TAIL, m]
                     bin_ms = xp[XP_BIN_MS]
-                    return head * bin_ms * (1.0 - xp[XP_MARGIN]), (b + 1) * bin_ms * (1.0 + xp[XP_MARGIN])
+                    return head * bin_ms * (1.0 - xp[XP_MARGIN]), (tail + 1) * bin_ms * (1.0 + xp[XP_MARGIN])
     if forecast:
         mu, dev, k = kf[KF_MU, m], kf[KF_DEV, m], xp[XP_FC_DEVS]
         keep = max((mu + k * dev) * (1.0 + xp[XP_FC_MARGIN]), xp[XP_BIN_MS])
@@ -1474,8 +1492,7 @@ def _ka_arrive(xp, ki, kf, kc, hist, mstate, m, t):
     if kf[KF_IDLE, m] >= 0.0:
         _ka_sample(xp, ki, kf, hist, m, t - kf[KF_IDLE, m])
         kf[KF_IDLE, m] = -1.0
-    if ki[KI_HPOS, m] >= 0:
-        kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    ki[KI_TKIND, m] = T_CANCELLED  # left in the heap (skipped when due, or moved when m's timer is set again)
     if ki[KI_FLAG, m] != 0:
         ki[KI_FLAG, m] = 0
         if mstate[m] == ABSENT:
@@ -1492,6 +1509,8 @@ def _ka_timer(E, kind, P, t, size, load, unload):
     ki, kf, kc = E[E_KI], E[E_KF], E[E_KCTR]
     m = ki[KI_HEAP, 0]
     kc[K_HEAPN] = heap_remove(ki[KI_HEAP], kc[K_HEAPN], ki[KI_HPOS], kf[KF_TIME], ki[KI_KEY2], m)
+    if ki[KI_TKIND, m] == T_CANCELLED:
+        return
     mstate = E[E_MSTATE]
     if ki[KI_TKIND, m] == T_EXPIRE:
         if mstate[m] == LOADED and E[E_PINS][m] == 0:
@@ -1568,7 +1587,7 @@ def event_loop(kind, P, times, models, size, load, exe, unload, capacity, server
          np.zeros((n_models if keepalive else 1, int(xparams[XP_BINS]) if keepalive else 1), np.int64),
          np.zeros(8, np.int64))
     ki = E[E_KI]
-    for r in (KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ):
+    for r in (KI_TKIND, KI_NSAMP, KI_NOOB, KI_FLAG, KI_SUMSQ, KI_HEAD, KI_CUMH, KI_TAIL, KI_CUMT):
         ki[r] = 0
     ki[KI_KEY2] = np.arange(n_models)
     E[E_KF][KF_IDLE] = -1.0
