@@ -202,7 +202,7 @@ def gap_cv(f: np.ndarray, minute: np.ndarray, n: int) -> np.ndarray:
 
 
 def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_value: float = 1e-4,
-                 floor: float = 0.001, long_idle_minutes: int = 360, min_active_minutes: int = 12) -> np.ndarray:
+                 floor: float = 0.001, long_idle_minutes: int = 720, min_active_minutes: int = 12) -> np.ndarray:
     """Per function, its activity by hour of day (active minutes per minute of that hour, over its
     mean; exposure = the window's minutes in each hour), smoothed over neighbouring hours, floored at
     `floor` (hours it is never active in pass almost at once in its operational time, as its idle
@@ -216,7 +216,7 @@ def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_
     A function with a daily phase (office hours, a night batch) at a high rate has one or two long
     busy periods a window, too few for the test; it is shaped as well when one silent stretch holds
     most of its idle time: its longest idle period (circularly over the window, as the fit counts
-    it) is at least `long_idle_minutes` and at least half its idle minutes, with at least
+    it) is at least `long_idle_minutes` (half a day) and at least 3/4 of its idle minutes, with at least
     `min_active_minutes` active minutes. Otherwise its model would draw that stretch (its night)
     anywhere, as an interior gap. Profiles are not smoothed: on/off hours stay sharp."""
     from scipy import stats
@@ -249,7 +249,7 @@ def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_
     longest = np.maximum(longest, wrap)
     idle_total = window - total
     phased = ((total >= min_active_minutes) & (longest >= long_idle_minutes)
-              & (longest >= 0.5 * np.maximum(idle_total, 1)))
+              & (longest >= 0.75 * np.maximum(idle_total, 1)))
     shaped = shaped | phased
     profile = np.ones((n, 24))
     if shaped.any() and seen.sum() > 1:
