@@ -386,3 +386,51 @@ def test_office_hours_functions_stay_in_their_hours(tmp_path):
     assert np.mean((hour[in_office] >= 8) & (hour[in_office] < 18)) > 0.95
     everyday = ~in_office
     assert 0.3 < np.mean((hour[everyday] >= 9) & (hour[everyday] < 17)) < 0.4  # 8/24 of them
+
+
+def _iat_cv(minutes_by_owner: list[np.ndarray]) -> np.ndarray:
+    """std / mean of the gaps between consecutive distinct active minutes (NaN with < 2 gaps)."""
+    out = []
+    for active in minutes_by_owner:
+        gaps = np.diff(np.unique(active)).astype(float)
+        out.append(gaps.std() / gaps.mean() if len(gaps) >= 2 else np.nan)
+    return np.array(out)
+
+
+def test_functions_with_a_daily_phase_keep_their_hours_and_iat_cv(tmp_path):
+    """Busy office-hours functions (active nearly every minute 09:00-17:00: one long busy period a
+    day, too few for the hour-of-day test) keep their hours, and their IAT CV stays that of the
+    trace (their 16-h night is the window's edge, not an interior gap); scipy's two-sample KS
+    against the CVs computed from the written trace."""
+    from scipy import stats
+
+    from .tracefiles import write_invocations
+
+    rng = np.random.default_rng(5)
+    rows, written = [], []
+    for i in range(30):
+        minutes = np.arange(9 * 60, 17 * 60)
+        fired = minutes[rng.poisson(2.0 + 0.2 * i, len(minutes)) > 0]
+        written.append(fired)
+        rows.append((f"o{i}", f"a{i}", f"f{i}", "http", {int(m) + 1: 1 for m in fired}))
+    for i in range(30, 60):  # the same clock at every hour
+        fired = np.flatnonzero(rng.poisson(0.3, 1440) > 0)
+        rows.append((f"o{i}", f"a{i}", f"f{i}", "queue", {int(m) + 1: 1 for m in fired}))
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    write_invocations(trace, 1, rows)
+    ingest(trace, tmp_path / "t.duckdb")
+    synthesize(WorkloadConfig(mode="parametric", models=60, minutes=1440, seed=2), tmp_path / "p",
+               db=tmp_path / "t.duckdb")
+    requests = pl.read_parquet(tmp_path / "p" / "requests.parquet")
+    models = pl.read_parquet(tmp_path / "p" / "models.parquet")
+    office = models.filter(pl.col("source_trigger") == "http")["model_id"].to_numpy()
+    model_id, minute = requests["model_id"].to_numpy(), requests["t_ms"].to_numpy() // 60_000
+    in_office = np.isin(model_id, office)
+    assert np.mean((minute[in_office] >= 8 * 60) & (minute[in_office] < 18 * 60)) > 0.95
+    candidate = _iat_cv([minute[model_id == m] for m in office])
+    reference = _iat_cv(written)
+    assert np.isfinite(candidate).all() and len(candidate) == 30
+    # a night drawn inside the window gives CVs near sqrt(n) (one 900-min gap among ~480 1-min ones)
+    assert stats.ks_2samp(candidate, reference).statistic <= 0.3
+    assert np.median(candidate) < 2 * np.median(reference) + 0.1

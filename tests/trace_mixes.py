@@ -6,7 +6,8 @@ functions and rare ones, in named mixes.
     python tests/trace_mixes.py --mix timers --functions 1500 --days 2 --seed 1 --out DIR
 
 The parametric generator was tuned on MIXES_TUNED only; MIXES_HELD_OUT are for the final check
-("office" was added by the gen2 helper and first evaluated with its final code).
+("office" was added by the gen2 helper and first evaluated with its final code; "nightbatch" by the gen3
+helper, likewise).
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ MIXES = {
     # other mix has
     "office": {"timer": 0.10, "timer_jitter": 0.10, "poisson": 0.25, "bursty": 0.15, "busy": 0.05, "rare": 0.15,
                "daytime": 0.20, "diurnal": 0.5},
+    # written by the gen3 helper before any code change and evaluated once, with its final code: night-batch
+    # functions (Poisson only inside a window of hours that wraps past midnight) next to office-hours ones,
+    # timers and Poisson functions
+    "nightbatch": {"timer": 0.20, "timer_jitter": 0.05, "poisson": 0.20, "bursty": 0.10, "busy": 0.05, "rare": 0.10,
+                   "daytime": 0.10, "night": 0.20, "diurnal": 0.3},
 }
 MIXES_TUNED = ("timers", "bursty")
-MIXES_HELD_OUT = ("rare", "busy_poisson", "balanced", "office")
+MIXES_HELD_OUT = ("rare", "busy_poisson", "balanced", "office", "nightbatch")
 TRIGGER = {"timer": "timer", "timer_jitter": "timer", "poisson": "http", "bursty": "queue", "busy": "event",
-           "rare": "http", "daytime": "http"}  # a class a mix does not name has share 0
+           "rare": "http", "daytime": "http", "night": "timer"}  # a class a mix does not name has share 0
 PERIODS_MIN = np.array([1, 2, 3, 5, 10, 15, 30, 60, 120, 240, 720, 1440])
 
 
@@ -86,6 +92,11 @@ def counts_matrix(mix: str, functions: int, days: int, seed: int) -> tuple[np.nd
             rate = np.exp(rng.uniform(np.log(0.05), np.log(20)))
             open_hours = ((np.arange(total) % MINUTES) // 60 >= start) & ((np.arange(total) % MINUTES) // 60 < start + hours)
             counts[f] = rng.poisson(rate * open_hours)
+        elif name == "night":  # night batch: Poisson inside [start, start + hours) wrapping past midnight
+            start, hours = int(rng.integers(20, 24)), int(rng.integers(3, 9))
+            rate = np.exp(rng.uniform(np.log(0.1), np.log(30)))
+            hour_of_day = (np.arange(total) % MINUTES) // 60
+            counts[f] = rng.poisson(rate * (((hour_of_day - start) % 24) < hours))
         elif name == "busy":
             rate = np.exp(rng.uniform(np.log(5), np.log(300)))
             counts[f] = rng.poisson(rate * wave)

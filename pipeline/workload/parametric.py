@@ -202,7 +202,7 @@ def gap_cv(f: np.ndarray, minute: np.ndarray, n: int) -> np.ndarray:
 
 
 def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_value: float = 1e-4,
-                 floor: float = 0.001) -> np.ndarray:
+                 floor: float = 0.001, long_idle_minutes: int = 720, min_active_minutes: int = 12) -> np.ndarray:
     """Per function, its activity by hour of day (active minutes per minute of that hour, over its
     mean; exposure = the window's minutes in each hour), smoothed over neighbouring hours, floored at
     `floor` (hours it is never active in pass almost at once in its operational time, as its idle
@@ -211,7 +211,14 @@ def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_
     the mean busy-period length; at least 24 busy periods): most functions keep one clock,
     only those with a clear time-of-day pattern (office hours, nightly jobs) get their own. Their
     idle periods are then measured and drawn in their operational time (the activity summed over
-    the minutes), so their busy periods fall at the hours they fall at in the trace."""
+    the minutes), so their busy periods fall at the hours they fall at in the trace.
+
+    A function with a daily phase (office hours, a night batch) at a high rate has one or two long
+    busy periods a window, too few for the test; it is shaped as well when one silent stretch holds
+    most of its idle time: its longest idle period (circularly over the window, as the fit counts
+    it) is at least `long_idle_minutes` (half a day) and at least 3/4 of its idle minutes, with at least
+    `min_active_minutes` active minutes. Otherwise its model would draw that stretch (its night)
+    anywhere, as an interior gap. Profiles are not smoothed: on/off hours stay sharp."""
     from scipy import stats
 
     exposure = np.bincount(hour, minlength=24).astype(float)
@@ -228,14 +235,25 @@ def hour_profile(f: np.ndarray, minute: np.ndarray, n: int, hour: np.ndarray, p_
         chi2 = np.where(seen, (active - expected) ** 2 / np.where(expected > 0, expected, 1), 0).sum(axis=1)
         chi2 = chi2 / np.where(runs > 0, total / np.maximum(runs, 1), 1)
     shaped = (runs >= 24) & (stats.chi2.sf(chi2, max(int(seen.sum()) - 1, 1)) < p_value)
+    # idle periods between consecutive active minutes, plus the one across the window's edge
+    window = len(hour)
+    same = f[1:] == f[:-1]
+    gap, owner = (np.diff(minute) - 1)[same], f[1:][same]
+    longest = np.zeros(n)
+    np.maximum.at(longest, owner, gap)
+    first = np.full(n, -1, dtype=np.int64)
+    last = np.full(n, -1, dtype=np.int64)
+    first[f[::-1]] = minute[::-1]
+    last[f] = minute
+    wrap = np.where(first >= 0, first + window - last - 1, 0)
+    longest = np.maximum(longest, wrap)
+    idle_total = window - total
+    phased = ((total >= min_active_minutes) & (longest >= long_idle_minutes)
+              & (longest >= 0.75 * np.maximum(idle_total, 1)))
+    shaped = shaped | phased
     profile = np.ones((n, 24))
     if shaped.any() and seen.sum() > 1:
-        rate = np.where(seen, active[shaped] / np.where(seen, exposure, 1), np.nan)
-        smoothed = np.nan_to_num(rate)
-        weight = seen.astype(float)
-        num = 0.5 * smoothed + 0.25 * (np.roll(smoothed, 1, axis=1) + np.roll(smoothed, -1, axis=1))
-        den = 0.5 * weight + 0.25 * (np.roll(weight, 1) + np.roll(weight, -1))
-        relative = num / den[None, :]
+        relative = np.where(seen, active[shaped] / np.where(seen, exposure, 1), 0.0)
         relative /= (relative * exposure).sum(axis=1, keepdims=True) / exposure.sum()
         relative = np.maximum(relative, floor)
         relative /= (relative * exposure).sum(axis=1, keepdims=True) / exposure.sum()
