@@ -969,12 +969,23 @@ def _start_load(E, kind, P, m, tau, size, load, unload):
         server_of[c] = -1
     evictable[s] -= freed_bytes
     ctr[C_EVICTIONS] += ne
-    free[s] -= need
-    server_of[m] = s
+    _commit_load(E, kind, P, m, s, tau, need, freed_bytes, load, unload_ms)
+    return True
+
+
+@njit(cache=True, inline="always")
+def _commit_load(E, kind, P, m, s, tau, need, freed_bytes, load, unload_ms):
+    """Book the load of m on server s once its room is made (with or without the memory
+    mechanisms): memory, state, counters, the policy's insert and pin, and its completion event
+    after the victims' unloads. Returns the slot of its memory event (E_MEMT/E_MEMD)."""
+    ctr = E[E_CTR]
+    E[E_FREE][s] -= need
+    E[E_SERVER][m] = s
     E[E_LOADRUN][s] += 1
     E[E_MSTATE][m] = LOADING
-    E[E_MEMT][ctr[C_NMEM]] = tau
-    E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
+    slot = ctr[C_NMEM]
+    E[E_MEMT][slot] = tau
+    E[E_MEMD][slot] = need - freed_bytes
     ctr[C_NMEM] += 1
     ctr[C_LOADS] += 1
     ctr[C_BYTES] += need
@@ -984,7 +995,7 @@ def _start_load(E, kind, P, m, tau, size, load, unload):
     ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
                          EV_LOAD, m)
     ctr[C_SEQ] += 1
-    return True
+    return slot
 
 
 @njit(cache=True)
@@ -1282,22 +1293,8 @@ def _b_start_load(E, kind, P, m, tau, size, load, unload):
     need = _b_need(B, m, s)
     _b_hold(B, m, s)
     host_added = bi[BI_HOST] if B[B_NHOSTED][s] - 1 + ne == 0 else 0
-    free[s] -= need
-    server_of[m] = s
-    E[E_LOADRUN][s] += 1
-    mstate[m] = LOADING
-    E[E_MEMT][ctr[C_NMEM]] = tau
-    E[E_MEMD][ctr[C_NMEM]] = need - freed_bytes
-    B[B_MEMU][ctr[C_NMEM]] = unshared + size[m] + host_added
-    ctr[C_NMEM] += 1
-    ctr[C_LOADS] += 1
-    ctr[C_BYTES] += need
-    E[E_FCTR][FC_LOADTIME] += load[m]
-    pol_insert(kind, P, m, tau, E[E_LASTREQ][m])
-    pol_pin(kind, P, m)
-    ctr[C_NEV] = ev_push(E[E_ET], E[E_ES], E[E_EK], E[E_EI], ctr[C_NEV], tau + unload_ms + load[m], ctr[C_SEQ],
-                         EV_LOAD, m)
-    ctr[C_SEQ] += 1
+    slot = _commit_load(E, kind, P, m, s, tau, need, freed_bytes, load, unload_ms)
+    B[B_MEMU][slot] = unshared + size[m] + host_added
     return True
 
 
