@@ -20,10 +20,12 @@ import argparse
 import dataclasses
 import json
 import os
-import time
+import sys
 from pathlib import Path
 
 os.environ.setdefault("MANYMODELS_NO_PROGRESS", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import best_of
 
 MECHANISMS = {
     "shared-weights": {"shared_weights": True},
@@ -47,15 +49,6 @@ def run(simulate, workload, memory, workers, kwargs):
     options = {k: v for k, v in kwargs.items() if k != "policy"}
     return simulate(workload, kwargs.get("policy", "lru"), memory, workers=workers, **options)
 FRACTIONS = (0.1, 0.4, 1.0)
-
-
-def best_of(function, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:

@@ -28,21 +28,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import markdown_table
+from measure import best_of, markdown_table
 
 os.environ.setdefault("MANYMODELS_NO_PROGRESS", "1")
 
 POLICIES = ["lru", "fifo", "lfu", "random", "gdsf", "ttl", "cremebrulee", "belady", "cremebrulee-oracle"]
 ORACLE_GENERAL = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"), ("next", "<i8")])
-
-
-def best_of(function, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def write_oracle_general(workload, path: Path) -> None:

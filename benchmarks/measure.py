@@ -29,6 +29,16 @@ def measure(code: str, env: dict | None = None) -> tuple[float, float]:
     return seconds, peak / 1e6
 
 
+def best_of(function, repeat: int) -> tuple[float, object]:
+    """The shortest wall time of `repeat` calls, and the last call's result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
 def markdown_table(rows: list[dict]) -> str:
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
